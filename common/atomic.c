@@ -1,0 +1,110 @@
+#include "atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int make_temp(atomic_file *af, const char *path, char *err, size_t errlen)
+{
+	memset(af, 0, sizeof *af);
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+	size_t dirlen = (size_t)(base - path);
+	size_t extlen = dot && dot != base ? strlen(dot) : 0;
+	size_t stemlen = strlen(base) - extlen;
+	af->path = strdup(path);
+	af->tmp = malloc(strlen(path) + 16);
+	if (!af->path || !af->tmp) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	/* .stem.XXXXXX.ext */
+	snprintf(af->tmp, strlen(path) + 16, "%.*s.%.*s.XXXXXX%s", (int)dirlen, path, (int)stemlen, base,
+	         extlen ? dot : "");
+	int fd = mkstemps(af->tmp, (int)extlen);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot create temporary file: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* mkstemp makes 0600; outputs are ordinary files for the user's umask */
+	mode_t um = umask(0);
+	umask(um);
+	if (fchmod(fd, 0666 & ~um) != 0 || close(fd) != 0) {
+		snprintf(err, errlen, "%s: %s", af->tmp, strerror(errno));
+		unlink(af->tmp);
+		goto fail;
+	}
+	return 0;
+fail:
+	free(af->path);
+	free(af->tmp);
+	memset(af, 0, sizeof *af);
+	return -1;
+}
+
+int atomic_reserve(atomic_file *af, const char *path, char *err, size_t errlen)
+{
+	return make_temp(af, path, err, errlen);
+}
+
+int atomic_open(atomic_file *af, const char *path, char *err, size_t errlen)
+{
+	if (make_temp(af, path, err, errlen))
+		return -1;
+	af->f = fopen(af->tmp, "wb");
+	if (!af->f) {
+		snprintf(err, errlen, "%s: %s", af->tmp, strerror(errno));
+		atomic_abort(af);
+		return -1;
+	}
+	return 0;
+}
+
+int atomic_commit(atomic_file *af, char *err, size_t errlen)
+{
+	int rc = 0;
+	if (af->f) {
+		if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) {
+			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+			rc = -1;
+		}
+		if (fclose(af->f) != 0 && rc == 0) {
+			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+			rc = -1;
+		}
+		af->f = NULL;
+	} else {
+		int fd = open(af->tmp, O_RDONLY);
+		if (fd < 0 || fsync(fd) != 0) {
+			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+			rc = -1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (rc == 0 && rename(af->tmp, af->path) != 0) {
+		snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+		rc = -1;
+	}
+	if (rc != 0)
+		unlink(af->tmp);
+	free(af->path);
+	free(af->tmp);
+	af->path = af->tmp = NULL;
+	return rc;
+}
+
+void atomic_abort(atomic_file *af)
+{
+	if (af->f)
+		fclose(af->f);
+	if (af->tmp)
+		unlink(af->tmp);
+	free(af->path);
+	free(af->tmp);
+	memset(af, 0, sizeof *af);
+}

@@ -1,0 +1,33 @@
+/*
+ * atomic.h - outputs that appear whole or not at all.
+ *
+ * A file is written under a temporary name in its target directory
+ * (".NAME.XXXXXX", keeping NAME's extension so that format-by-extension
+ * writers such as libsox still work) and renamed over the target only after
+ * every write, fflush, fsync and fclose has succeeded.  A failed or aborted
+ * output leaves no file behind and the previous target, if any, untouched.
+ */
+#ifndef SERTOOLS_ATOMIC_H
+#define SERTOOLS_ATOMIC_H
+
+#include <stdio.h>
+
+typedef struct {
+	FILE *f;      /* open for writing on the temp file (atomic_open only) */
+	char *path;   /* the target */
+	char *tmp;    /* the temporary name */
+} atomic_file;
+
+/* Creates the temp file and opens it as af->f.  0, or -1 with a message in
+ * err (errlen bytes). */
+int atomic_open(atomic_file *af, const char *path, char *err, size_t errlen);
+/* Creates the temp file but leaves writing to someone else (af->f is NULL):
+ * write af->tmp, then atomic_commit. */
+int atomic_reserve(atomic_file *af, const char *path, char *err, size_t errlen);
+/* Flushes, syncs, closes and renames.  0, or -1 with a message (the temp
+ * file is removed). */
+int atomic_commit(atomic_file *af, char *err, size_t errlen);
+/* Closes and removes the temp file. */
+void atomic_abort(atomic_file *af);
+
+#endif

@@ -1,0 +1,163 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "version.h"
+
+void cli_die(const char *prog, int code, const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+void cli_usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	exit(EXIT_USAGE);
+}
+
+void cli_warn(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_close_stdout(const char *prog)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		int e = errno;
+		fclose(stdout);
+		cli_die(prog, EXIT_RUNTIME, "stdout: %s", e ? strerror(e) : "write error");
+	}
+	if (fclose(stdout) != 0)
+		cli_die(prog, EXIT_RUNTIME, "stdout: %s", strerror(errno));
+}
+
+void cli_version(const char *prog)
+{
+	printf("%s (sertools) %s\n", prog, SERTOOLS_VERSION);
+	cli_close_stdout(prog);
+	exit(0);
+}
+
+void cli_help(const char *text)
+{
+	fputs(text, stdout);
+	if (fflush(stdout) != 0)
+		exit(EXIT_RUNTIME);
+	exit(0);
+}
+
+void cli_stdout_init(void)
+{
+	/* heap, not static: common/ keeps no global state; stdio owns it until exit */
+	size_t len = 1 << 20;
+	char *buf = malloc(len);
+	if (buf)
+		setvbuf(stdout, buf, _IOFBF, len);
+}
+
+bool cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(v) || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return false;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long mul = 1;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30, end++;
+	if (errno || *end || v == 0 || v > SIZE_MAX / mul)
+		return false;
+	*out = (size_t)(v * mul);
+	return true;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_init(cli_progress *p, const char *prog, bool forced)
+{
+	p->prog = prog;
+	p->enabled = forced || isatty(STDERR_FILENO);
+	p->start = p->last = cli_now();
+}
+
+void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const char *what)
+{
+	if (!p->enabled)
+		return;
+	double now = cli_now();
+	if (now - p->last < 0.25)
+		return;
+	p->last = now;
+	double el = now - p->start;
+	if (total) {
+		double eta = done ? el * (double)(total - done) / (double)done : 0;
+		fprintf(stderr, "\r%s: %llu/%llu %s (%.0f%%) ETA %d:%02d   ", p->prog, (unsigned long long)done,
+		        (unsigned long long)total, what, 100.0 * (double)done / (double)total, (int)eta / 60, (int)eta % 60);
+	} else {
+		fprintf(stderr, "\r%s: %llu %s, %.1f/s   ", p->prog, (unsigned long long)done, what,
+		        el > 0 ? (double)done / el : 0.0);
+	}
+}
+
+void cli_progress_done(cli_progress *p, uint64_t done, const char *what)
+{
+	if (!p->enabled)
+		return;
+	double el = cli_now() - p->start;
+	fprintf(stderr, "\r%s: %llu %s in %.1f s            \n", p->prog, (unsigned long long)done, what, el);
+}

@@ -1,0 +1,163 @@
+/*
+ * stream.h - the sertools tensor stream (specification: formats/stream.md).
+ *
+ * A stream is a sequence of msgpack maps: one header, any number of items,
+ * one end record that carries the item count.  Tensors are encoded exactly
+ * as msgpack_numpy encodes numpy arrays, so Python reads a stream with
+ * msgpack + msgpack_numpy and nothing else.
+ *
+ * Reading is bounded: one record at a time, every declared length checked
+ * against the bytes left under the record limit before anything is
+ * allocated, tensor payloads read straight into 64-byte aligned memory.  A
+ * stream that stops before its end record, or whose end count disagrees,
+ * is an error: a pipe whose producer died never looks like a shorter
+ * dataset.
+ *
+ * Writing goes to stdout ("-" or NULL) or to a file that appears only when
+ * st_writer_close succeeds (temp file + rename).  Every write is checked.
+ *
+ * Errors: functions return ST_OK (0) or a negative st_error; the reader
+ * and writer keep a message with the file name and the item number, e.g.
+ * "feats.msgpack: item 37: truncated record", for the caller to print
+ * after its program name.
+ */
+#ifndef SERTOOLS_STREAM_H
+#define SERTOOLS_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "value.h"
+
+#define ST_FORMAT_NAME "sertools-stream"
+#define ST_FORMAT_VERSION 1
+#define ST_MAX_DIMS 4
+/* 256 MiB: the largest Cnn14 tensor (conv_block6.conv2.weight) is 151 MB. */
+#define ST_DEFAULT_MAX_RECORD ((size_t)256 << 20)
+/* Environment variable that raises (or lowers) the record limit, in bytes;
+ * suffixes K, M, G are accepted.  Options such as --max-record override it. */
+#define ST_MAX_RECORD_ENV "SERTOOLS_MAX_RECORD"
+
+typedef enum {
+	ST_OK = 0,
+	ST_END = 1,            /* st_reader_next: the end record was read and verified */
+	ST_ERR_NOMEM = -1,
+	ST_ERR_IO = -2,        /* read/write/open failed; message carries strerror */
+	ST_ERR_TRUNCATED = -3, /* stream stopped inside a record or before its end record */
+	ST_ERR_FORMAT = -4,    /* not msgpack, or not a record of this format */
+	ST_ERR_LIMIT = -5,     /* a record larger than the limit */
+	ST_ERR_DTYPE = -6,     /* unsupported or refused dtype */
+	ST_ERR_SHAPE = -7,     /* bad shape, or shape x dtype != payload size */
+	ST_ERR_NONFINITE = -8, /* NaN/Inf where the reader was asked for finite data */
+	ST_ERR_COUNT = -9,     /* end record count disagrees with the items read */
+	ST_ERR_USAGE = -10,    /* API misuse, e.g. a duplicate tensor name */
+} st_error;
+
+const char *st_strerror(int code);
+
+typedef enum { ST_F32, ST_F64, ST_I32, ST_I64, ST_U8 } st_dtype;
+
+size_t st_dtype_size(st_dtype t);
+/* numpy's dtype.str: "<f4", "<f8", "<i4", "<i8", "|u1". */
+const char *st_dtype_str(st_dtype t);
+/* Parses a numpy dtype string; "<u1" is accepted for u8.  0 or -1. */
+int st_dtype_parse(const char *s, st_dtype *out);
+
+typedef struct {
+	char *name;
+	st_dtype dtype;
+	int ndim;                    /* 0..ST_MAX_DIMS */
+	int64_t shape[ST_MAX_DIMS];
+	void *data;                  /* 64-byte aligned, owned by the item */
+	size_t nbytes;
+} st_tensor;
+
+size_t st_tensor_numel(const st_tensor *t);
+
+typedef struct {
+	char *key;
+	size_t ntensors, cap;
+	st_tensor *tensors;
+	sv *fields;                  /* map of scalars (nil/bool/int/float/str); never NULL after init */
+} st_item;
+
+/* An item must be initialised once; st_item_clear empties it for reuse and
+ * st_item_free releases it. */
+int st_item_init(st_item *it);
+void st_item_clear(st_item *it);
+void st_item_free(st_item *it);
+int st_item_set_key(st_item *it, const char *key);
+/* Adds a tensor with a copy of data (zero-filled when data is NULL). */
+st_tensor *st_item_add_tensor(st_item *it, const char *name, st_dtype dtype, int ndim,
+                              const int64_t *shape, const void *data);
+/* Adds a tensor that takes ownership of data (from sv_aligned_alloc). */
+st_tensor *st_item_take_tensor(st_item *it, const char *name, st_dtype dtype, int ndim,
+                               const int64_t *shape, void *data);
+st_tensor *st_item_tensor(const st_item *it, const char *name);
+/* Removes a tensor by name; no-op when absent. */
+void st_item_remove_tensor(st_item *it, const char *name);
+/* Takes ownership of val. */
+int st_item_set_field(st_item *it, const char *name, sv *val);
+/* Copies key, tensors and fields of src into dst (dst is cleared first). */
+int st_item_copy(st_item *dst, const st_item *src);
+
+/* ---- reading ---- */
+
+typedef struct st_reader st_reader;
+
+enum {
+	ST_READ_FINITE = 1 << 0, /* refuse NaN/Inf in float tensors */
+};
+
+/* The record limit from SERTOOLS_MAX_RECORD, or the default. */
+size_t st_max_record_from_env(void);
+
+/* Opens path ("-" or NULL: stdin) and reads its header.  max_record 0 means
+ * st_max_record_from_env().  On failure returns NULL and writes a message to
+ * err (ST_ERRLEN bytes). */
+#define ST_ERRLEN 512
+st_reader *st_reader_open(const char *path, size_t max_record, unsigned flags, char *err);
+/* The whole header map: "format", "version", "producer", "params", ... */
+const sv *st_reader_header(const st_reader *r);
+/* Shortcut for the header's "params" map (never NULL). */
+const sv *st_reader_params(const st_reader *r);
+/* Reads the next item into it (cleared first).  ST_OK, ST_END once the end
+ * record is read and its count verified (and nothing follows it), or an
+ * error; after an error the reader is unusable. */
+int st_reader_next(st_reader *r, st_item *it);
+const char *st_reader_error(const st_reader *r);
+const char *st_reader_name(const st_reader *r);
+uint64_t st_reader_items(const st_reader *r);
+/* Bytes consumed so far. */
+uint64_t st_reader_offset(const st_reader *r);
+void st_reader_close(st_reader *r);
+
+/* ---- writing ---- */
+
+/* A fresh header: format, version, producer, producer_version, argv, and an
+ * empty "params" map and "history" array.  NULL on out of memory. */
+sv *st_header_new(const char *producer, int argc, char **argv);
+/* A header for a program that transforms an input stream: a fresh header
+ * whose params and stats are copies of the input's and whose history is the
+ * input's history plus the input's own producer entry. */
+sv *st_header_derive(const sv *input_header, const char *producer, int argc, char **argv);
+/* The "params" map of a header built by the two functions above. */
+sv *st_header_params(sv *header);
+
+typedef struct st_writer st_writer;
+/* path "-" or NULL: stdout; otherwise the file appears atomically at close.
+ * Takes no ownership of header; writes it at once. */
+st_writer *st_writer_open(const char *path, const sv *header, char *err);
+int st_writer_put(st_writer *w, const st_item *it);
+/* Writes the end record, flushes, closes (and renames into place), and
+ * frees w.  On failure the message goes to err (ST_ERRLEN bytes).  stdout
+ * is flushed, not closed: main closes it (cli_close_stdout). */
+int st_writer_close(st_writer *w, char *err);
+/* Drops the output and frees w: a file target leaves no file behind. */
+void st_writer_abort(st_writer *w);
+/* The message of the last failed st_writer_put. */
+const char *st_writer_error(const st_writer *w);
+uint64_t st_writer_items(const st_writer *w);
+
+#endif

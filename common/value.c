@@ -1,0 +1,370 @@
+#include "value.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sv *sv_new(sv_kind kind)
+{
+	sv *v = calloc(1, sizeof *v);
+	if (v)
+		v->kind = kind;
+	return v;
+}
+
+sv *sv_nil(void) { return sv_new(SV_NIL); }
+
+sv *sv_bool(bool b)
+{
+	sv *v = sv_new(SV_BOOL);
+	if (v)
+		v->u.b = b;
+	return v;
+}
+
+sv *sv_int(int64_t i)
+{
+	sv *v = sv_new(SV_INT);
+	if (v)
+		v->u.i = i;
+	return v;
+}
+
+sv *sv_float(double f)
+{
+	sv *v = sv_new(SV_FLOAT);
+	if (v)
+		v->u.f = f;
+	return v;
+}
+
+sv *sv_strn(const char *s, size_t len)
+{
+	sv *v = sv_new(SV_STR);
+	if (!v)
+		return NULL;
+	v->u.str.ptr = malloc(len + 1);
+	if (!v->u.str.ptr) {
+		free(v);
+		return NULL;
+	}
+	if (len)
+		memcpy(v->u.str.ptr, s, len);
+	v->u.str.ptr[len] = '\0';
+	v->u.str.len = len;
+	return v;
+}
+
+sv *sv_str(const char *s) { return sv_strn(s, strlen(s)); }
+
+void *sv_aligned_alloc(size_t len)
+{
+	size_t rounded = (len + 63) / 64 * 64;
+	if (rounded < len)
+		return NULL;
+	return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+sv *sv_bin_take(void *ptr, size_t len)
+{
+	sv *v = sv_new(SV_BIN);
+	if (!v)
+		return NULL;
+	v->u.bin.ptr = ptr;
+	v->u.bin.len = len;
+	return v;
+}
+
+sv *sv_array(void) { return sv_new(SV_ARRAY); }
+sv *sv_map(void) { return sv_new(SV_MAP); }
+
+sv *sv_strlist(const char *const *s, size_t n)
+{
+	sv *a = sv_array();
+	for (size_t i = 0; a && i < n; i++)
+		if (sv_push(a, sv_str(s[i])) != 0) {
+			sv_free(a);
+			return NULL;
+		}
+	return a;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	while (ncap < need)
+		ncap *= 2;
+	void *np = realloc(*p, ncap * elem);
+	if (!np)
+		return -1;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+int sv_push(sv *arr, sv *val)
+{
+	if (!val)
+		return -1;
+	if (grow((void **)&arr->u.arr.items, &arr->u.arr.cap, arr->u.arr.n + 1, sizeof(sv *))) {
+		sv_free(val);
+		return -1;
+	}
+	arr->u.arr.items[arr->u.arr.n++] = val;
+	return 0;
+}
+
+static ptrdiff_t map_find(const sv *map, const char *key)
+{
+	if (!map || map->kind != SV_MAP)
+		return -1;
+	for (size_t i = 0; i < map->u.map.n; i++)
+		if (strcmp(map->u.map.keys[i], key) == 0)
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+int sv_set(sv *map, const char *key, sv *val)
+{
+	if (!val)
+		return -1;
+	ptrdiff_t at = map_find(map, key);
+	if (at >= 0) {
+		sv_free(map->u.map.vals[at]);
+		map->u.map.vals[at] = val;
+		return 0;
+	}
+	size_t cap = map->u.map.cap;
+	char *k = strdup(key);
+	if (!k || grow((void **)&map->u.map.keys, &cap, map->u.map.n + 1, sizeof(char *))) {
+		free(k);
+		sv_free(val);
+		return -1;
+	}
+	cap = map->u.map.cap;
+	if (grow((void **)&map->u.map.vals, &cap, map->u.map.n + 1, sizeof(sv *))) {
+		free(k);
+		sv_free(val);
+		return -1;
+	}
+	map->u.map.cap = cap;
+	map->u.map.keys[map->u.map.n] = k;
+	map->u.map.vals[map->u.map.n++] = val;
+	return 0;
+}
+
+void sv_unset(sv *map, const char *key)
+{
+	ptrdiff_t at = map_find(map, key);
+	if (at < 0)
+		return;
+	free(map->u.map.keys[at]);
+	sv_free(map->u.map.vals[at]);
+	size_t rest = map->u.map.n - (size_t)at - 1;
+	memmove(&map->u.map.keys[at], &map->u.map.keys[at + 1], rest * sizeof(char *));
+	memmove(&map->u.map.vals[at], &map->u.map.vals[at + 1], rest * sizeof(sv *));
+	map->u.map.n--;
+}
+
+sv *sv_get(const sv *map, const char *key)
+{
+	ptrdiff_t at = map_find(map, key);
+	return at < 0 ? NULL : map->u.map.vals[at];
+}
+
+const char *sv_get_str(const sv *map, const char *key)
+{
+	const sv *v = sv_get(map, key);
+	return v && v->kind == SV_STR ? v->u.str.ptr : NULL;
+}
+
+bool sv_get_int(const sv *map, const char *key, int64_t *out)
+{
+	const sv *v = sv_get(map, key);
+	if (!v || v->kind != SV_INT)
+		return false;
+	*out = v->u.i;
+	return true;
+}
+
+bool sv_get_num(const sv *map, const char *key, double *out)
+{
+	const sv *v = sv_get(map, key);
+	if (v && v->kind == SV_INT)
+		*out = (double)v->u.i;
+	else if (v && v->kind == SV_FLOAT)
+		*out = v->u.f;
+	else
+		return false;
+	return true;
+}
+
+const sv *sv_get_strlist(const sv *map, const char *key)
+{
+	const sv *v = sv_get(map, key);
+	if (!v || v->kind != SV_ARRAY)
+		return NULL;
+	for (size_t i = 0; i < v->u.arr.n; i++)
+		if (v->u.arr.items[i]->kind != SV_STR)
+			return NULL;
+	return v;
+}
+
+sv *sv_copy(const sv *v)
+{
+	switch (v->kind) {
+	case SV_NIL: return sv_nil();
+	case SV_BOOL: return sv_bool(v->u.b);
+	case SV_INT: return sv_int(v->u.i);
+	case SV_FLOAT: return sv_float(v->u.f);
+	case SV_STR: return sv_strn(v->u.str.ptr, v->u.str.len);
+	case SV_BIN: {
+		void *p = sv_aligned_alloc(v->u.bin.len);
+		if (!p)
+			return NULL;
+		if (v->u.bin.len)
+			memcpy(p, v->u.bin.ptr, v->u.bin.len);
+		sv *c = sv_bin_take(p, v->u.bin.len);
+		if (!c)
+			free(p);
+		return c;
+	}
+	case SV_ARRAY: {
+		sv *c = sv_array();
+		for (size_t i = 0; c && i < v->u.arr.n; i++)
+			if (sv_push(c, sv_copy(v->u.arr.items[i]))) {
+				sv_free(c);
+				return NULL;
+			}
+		return c;
+	}
+	case SV_MAP: {
+		sv *c = sv_map();
+		for (size_t i = 0; c && i < v->u.map.n; i++)
+			if (sv_set(c, v->u.map.keys[i], sv_copy(v->u.map.vals[i]))) {
+				sv_free(c);
+				return NULL;
+			}
+		return c;
+	}
+	}
+	return NULL;
+}
+
+bool sv_equal(const sv *a, const sv *b)
+{
+	if (a->kind != b->kind) {
+		/* 3 and 3.0 are the same parameter value */
+		if (a->kind == SV_INT && b->kind == SV_FLOAT)
+			return (double)a->u.i == b->u.f;
+		if (a->kind == SV_FLOAT && b->kind == SV_INT)
+			return a->u.f == (double)b->u.i;
+		return false;
+	}
+	switch (a->kind) {
+	case SV_NIL: return true;
+	case SV_BOOL: return a->u.b == b->u.b;
+	case SV_INT: return a->u.i == b->u.i;
+	case SV_FLOAT: return a->u.f == b->u.f || (isnan(a->u.f) && isnan(b->u.f));
+	case SV_STR: return a->u.str.len == b->u.str.len && !memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len);
+	case SV_BIN: return a->u.bin.len == b->u.bin.len && !memcmp(a->u.bin.ptr, b->u.bin.ptr, a->u.bin.len);
+	case SV_ARRAY:
+		if (a->u.arr.n != b->u.arr.n)
+			return false;
+		for (size_t i = 0; i < a->u.arr.n; i++)
+			if (!sv_equal(a->u.arr.items[i], b->u.arr.items[i]))
+				return false;
+		return true;
+	case SV_MAP:
+		if (a->u.map.n != b->u.map.n)
+			return false;
+		for (size_t i = 0; i < a->u.map.n; i++) {
+			const sv *o = sv_get(b, a->u.map.keys[i]);
+			if (!o || !sv_equal(a->u.map.vals[i], o))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+void sv_free(sv *v)
+{
+	if (!v)
+		return;
+	switch (v->kind) {
+	case SV_STR: free(v->u.str.ptr); break;
+	case SV_BIN: free(v->u.bin.ptr); break;
+	case SV_ARRAY:
+		for (size_t i = 0; i < v->u.arr.n; i++)
+			sv_free(v->u.arr.items[i]);
+		free(v->u.arr.items);
+		break;
+	case SV_MAP:
+		for (size_t i = 0; i < v->u.map.n; i++) {
+			free(v->u.map.keys[i]);
+			sv_free(v->u.map.vals[i]);
+		}
+		free(v->u.map.keys);
+		free(v->u.map.vals);
+		break;
+	default: break;
+	}
+	free(v);
+}
+
+void sv_print_json_string(const char *s, size_t len, FILE *f)
+{
+	putc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			putc(c, f);
+	}
+	putc('"', f);
+}
+
+int sv_print_json(const sv *v, FILE *f)
+{
+	switch (v->kind) {
+	case SV_NIL: fputs("null", f); break;
+	case SV_BOOL: fputs(v->u.b ? "true" : "false", f); break;
+	case SV_INT: fprintf(f, "%lld", (long long)v->u.i); break;
+	case SV_FLOAT:
+		/* JSON has no NaN/Inf: print them as null, like Python's strict mode would refuse */
+		if (isfinite(v->u.f))
+			fprintf(f, "%.17g", v->u.f);
+		else
+			fputs("null", f);
+		break;
+	case SV_STR: sv_print_json_string(v->u.str.ptr, v->u.str.len, f); break;
+	case SV_BIN: fprintf(f, "{\"bytes\":%zu}", v->u.bin.len); break;
+	case SV_ARRAY:
+		putc('[', f);
+		for (size_t i = 0; i < v->u.arr.n; i++) {
+			if (i)
+				putc(',', f);
+			sv_print_json(v->u.arr.items[i], f);
+		}
+		putc(']', f);
+		break;
+	case SV_MAP:
+		putc('{', f);
+		for (size_t i = 0; i < v->u.map.n; i++) {
+			if (i)
+				putc(',', f);
+			sv_print_json_string(v->u.map.keys[i], strlen(v->u.map.keys[i]), f);
+			putc(':', f);
+			sv_print_json(v->u.map.vals[i], f);
+		}
+		putc('}', f);
+		break;
+	}
+	return ferror(f) ? -1 : 0;
+}

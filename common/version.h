@@ -1,0 +1,4 @@
+#ifndef SERTOOLS_VERSION_H
+#define SERTOOLS_VERSION_H
+#define SERTOOLS_VERSION "0.1.0"
+#endif

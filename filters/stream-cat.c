@@ -1,0 +1,399 @@
+/* stream-cat - concatenate, select, validate and inspect sertools streams. */
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "keyset.h"
+#include "stream.h"
+
+static const char *prog = "stream-cat";
+
+static const char usage[] =
+	"Usage: stream-cat [OPTION]... [STREAM]...\n"
+	"Concatenate sertools streams (stdin when none or '-') into one valid stream,\n"
+	"or inspect them.  Every input is read to its end record: a truncated or\n"
+	"malformed stream is an error (exit 2), never a shorter result.\n"
+	"\n"
+	"  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
+	"  -i, --info           print the header, item count and per-tensor summary\n"
+	"                       (dtype, shapes, min/max/mean, NaN/Inf count)\n"
+	"  -l, --list           print one line per item: key, tensor shapes, fields\n"
+	"  -n, --head N         only the first N items\n"
+	"  -k, --keys FILE      only items whose key is listed in FILE (first word of\n"
+	"                       each line); a listed key that never appears is an error\n"
+	"      --missing-ok     ...unless this is given (then counted on stderr)\n"
+	"  -j, --json           --info and --list print JSON (one object per line)\n"
+	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
+	"                       or $SERTOOLS_MAX_RECORD)\n"
+	"      --help           show this help\n"
+	"      --version        show the version\n"
+	"\n"
+	"Streams are joined only when their header params agree; stats that count\n"
+	"things (integers, integer arrays) are summed.\n"
+	"\n"
+	"Examples:\n"
+	"  stream-cat part1.msgpack part2.msgpack > all.msgpack\n"
+	"  stream-cat --info feats.msgpack\n"
+	"  audio-read *.wav | stream-cat --list --head 5\n";
+
+enum { MODE_CAT, MODE_INFO, MODE_LIST };
+
+typedef struct {
+	char *name;
+	st_dtype dtype;
+	int ndim;
+	int64_t min_shape[ST_MAX_DIMS], max_shape[ST_MAX_DIMS];
+	uint64_t count, values, nonfinite;
+	double min, max, sum;
+} tensor_summary;
+
+typedef struct {
+	tensor_summary *t;
+	size_t n, cap;
+} summary;
+
+static void summarise(summary *s, const st_tensor *t)
+{
+	tensor_summary *ts = NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->t[i].name, t->name) == 0)
+			ts = &s->t[i];
+	if (!ts) {
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 8;
+			s->t = realloc(s->t, s->cap * sizeof *s->t);
+			if (!s->t)
+				cli_die(prog, EXIT_RUNTIME, "out of memory");
+		}
+		ts = &s->t[s->n++];
+		memset(ts, 0, sizeof *ts);
+		if (!(ts->name = strdup(t->name)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		ts->dtype = t->dtype;
+		ts->ndim = t->ndim;
+		for (int d = 0; d < t->ndim; d++)
+			ts->min_shape[d] = ts->max_shape[d] = t->shape[d];
+		ts->min = INFINITY;
+		ts->max = -INFINITY;
+	}
+	if (ts->dtype != t->dtype || ts->ndim != t->ndim)
+		ts->ndim = -1; /* mixed: reported as such */
+	for (int d = 0; ts->ndim >= 0 && d < t->ndim; d++) {
+		if (t->shape[d] < ts->min_shape[d])
+			ts->min_shape[d] = t->shape[d];
+		if (t->shape[d] > ts->max_shape[d])
+			ts->max_shape[d] = t->shape[d];
+	}
+	ts->count++;
+	size_t n = st_tensor_numel(t);
+	for (size_t i = 0; i < n; i++) {
+		double v;
+		switch (t->dtype) {
+		case ST_F32: v = ((const float *)t->data)[i]; break;
+		case ST_F64: v = ((const double *)t->data)[i]; break;
+		case ST_I32: v = ((const int32_t *)t->data)[i]; break;
+		case ST_I64: v = (double)((const int64_t *)t->data)[i]; break;
+		default: v = ((const unsigned char *)t->data)[i]; break;
+		}
+		if (!isfinite(v)) {
+			ts->nonfinite++;
+			continue;
+		}
+		if (v < ts->min)
+			ts->min = v;
+		if (v > ts->max)
+			ts->max = v;
+		ts->sum += v;
+		ts->values++;
+	}
+}
+
+static void print_shape_range(FILE *f, const tensor_summary *ts, bool json)
+{
+	fputs(json ? "[" : "(", f);
+	for (int d = 0; d < ts->ndim; d++) {
+		if (d)
+			fputs(json ? "," : ", ", f);
+		if (ts->min_shape[d] == ts->max_shape[d])
+			fprintf(f, "%lld", (long long)ts->min_shape[d]);
+		else
+			fprintf(f, json ? "[%lld,%lld]" : "%lld..%lld", (long long)ts->min_shape[d], (long long)ts->max_shape[d]);
+	}
+	fputs(json ? "]" : ")", f);
+}
+
+static void print_info(const sv *header, uint64_t items, const summary *s, bool json)
+{
+	if (json) {
+		fputs("{\"header\":", stdout);
+		sv_print_json(header, stdout);
+		printf(",\"items\":%llu,\"tensors\":{", (unsigned long long)items);
+		for (size_t i = 0; i < s->n; i++) {
+			const tensor_summary *ts = &s->t[i];
+			if (i)
+				putchar(',');
+			sv_print_json_string(ts->name, strlen(ts->name), stdout);
+			printf(":{\"count\":%llu,", (unsigned long long)ts->count);
+			if (ts->ndim < 0) {
+				fputs("\"mixed\":true", stdout);
+			} else {
+				printf("\"dtype\":\"%s\",\"shape\":", st_dtype_str(ts->dtype));
+				print_shape_range(stdout, ts, true);
+			}
+			if (ts->values)
+				printf(",\"min\":%.9g,\"max\":%.9g,\"mean\":%.9g", ts->min, ts->max, ts->sum / (double)ts->values);
+			printf(",\"nonfinite\":%llu}", (unsigned long long)ts->nonfinite);
+		}
+		puts("}}");
+		return;
+	}
+	fputs("header: ", stdout);
+	sv_print_json(header, stdout);
+	printf("\nitems: %llu\n", (unsigned long long)items);
+	for (size_t i = 0; i < s->n; i++) {
+		const tensor_summary *ts = &s->t[i];
+		printf("tensor %s: %llu items, ", ts->name, (unsigned long long)ts->count);
+		if (ts->ndim < 0) {
+			fputs("mixed dtype/rank", stdout);
+		} else {
+			printf("%s ", st_dtype_str(ts->dtype));
+			print_shape_range(stdout, ts, false);
+		}
+		if (ts->values)
+			printf(", min %.6g, max %.6g, mean %.6g", ts->min, ts->max, ts->sum / (double)ts->values);
+		if (ts->nonfinite)
+			printf(", NON-FINITE VALUES: %llu", (unsigned long long)ts->nonfinite);
+		putchar('\n');
+	}
+}
+
+static void print_item(const st_item *it, bool json)
+{
+	if (json) {
+		fputs("{\"key\":", stdout);
+		sv_print_json_string(it->key, strlen(it->key), stdout);
+		fputs(",\"tensors\":{", stdout);
+		for (size_t i = 0; i < it->ntensors; i++) {
+			const st_tensor *t = &it->tensors[i];
+			if (i)
+				putchar(',');
+			sv_print_json_string(t->name, strlen(t->name), stdout);
+			printf(":{\"dtype\":\"%s\",\"shape\":[", st_dtype_str(t->dtype));
+			for (int d = 0; d < t->ndim; d++)
+				printf(d ? ",%lld" : "%lld", (long long)t->shape[d]);
+			fputs("]}", stdout);
+		}
+		fputs("},\"fields\":", stdout);
+		sv_print_json(it->fields, stdout);
+		puts("}");
+		return;
+	}
+	fputs(it->key, stdout);
+	for (size_t i = 0; i < it->ntensors; i++) {
+		const st_tensor *t = &it->tensors[i];
+		printf("\t%s:%s(", t->name, st_dtype_str(t->dtype));
+		for (int d = 0; d < t->ndim; d++)
+			printf(d ? ",%lld" : "%lld", (long long)t->shape[d]);
+		putchar(')');
+	}
+	for (size_t i = 0; i < it->fields->u.map.n; i++) {
+		printf("\t%s=", it->fields->u.map.keys[i]);
+		const sv *v = it->fields->u.map.vals[i];
+		if (v->kind == SV_STR)
+			fputs(v->u.str.ptr, stdout);
+		else
+			sv_print_json(v, stdout);
+	}
+	putchar('\n');
+}
+
+/* Later inputs must agree with the first on params; count-like stats add up. */
+static void merge_header(sv *out, const sv *in, const char *name)
+{
+	const sv *p0 = sv_get(out, "params"), *p1 = sv_get(in, "params");
+	sv *empty = sv_map();
+	if (!empty)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	if (!p0)
+		p0 = empty;
+	if (!p1)
+		p1 = empty;
+	for (size_t i = 0; i < p0->u.map.n; i++) {
+		const sv *o = sv_get(p1, p0->u.map.keys[i]);
+		if (!o || !sv_equal(o, p0->u.map.vals[i]))
+			cli_die(prog, EXIT_RUNTIME, "%s: header param '%s' differs from the first stream's; streams made with different settings cannot be joined",
+			        name, p0->u.map.keys[i]);
+	}
+	for (size_t i = 0; i < p1->u.map.n; i++)
+		if (!sv_get(p0, p1->u.map.keys[i]))
+			cli_die(prog, EXIT_RUNTIME, "%s: header param '%s' is not in the first stream's header", name,
+			        p1->u.map.keys[i]);
+	sv_free(empty);
+	sv *s0 = sv_get(out, "stats");
+	const sv *s1 = sv_get(in, "stats");
+	if (!s0)
+		return;
+	for (size_t i = 0; i < s0->u.map.n;) {
+		const char *k = s0->u.map.keys[i];
+		sv *a = s0->u.map.vals[i];
+		const sv *b = s1 ? sv_get(s1, k) : NULL;
+		bool keep = false;
+		if (b && a->kind == SV_INT && b->kind == SV_INT) {
+			a->u.i += b->u.i;
+			keep = true;
+		} else if (b && a->kind == SV_ARRAY && b->kind == SV_ARRAY && a->u.arr.n == b->u.arr.n) {
+			keep = true;
+			for (size_t j = 0; j < a->u.arr.n; j++)
+				if (a->u.arr.items[j]->kind != SV_INT || b->u.arr.items[j]->kind != SV_INT)
+					keep = false;
+			for (size_t j = 0; keep && j < a->u.arr.n; j++)
+				a->u.arr.items[j]->u.i += b->u.arr.items[j]->u.i;
+			keep = keep || sv_equal(a, b);
+		} else if (b && sv_equal(a, b)) {
+			keep = true;
+		}
+		if (keep)
+			i++;
+		else
+			sv_unset(s0, k);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, 0, 'o'}, {"info", no_argument, 0, 'i'},
+		{"list", no_argument, 0, 'l'},         {"head", required_argument, 0, 'n'},
+		{"keys", required_argument, 0, 'k'},   {"json", no_argument, 0, 'j'},
+		{"missing-ok", no_argument, 0, 'M'},   {"max-record", required_argument, 0, 'R'},
+		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0},
+	};
+	int mode = MODE_CAT, c;
+	bool json = false, missing_ok = false;
+	const char *output = NULL, *keys_file = NULL;
+	long head = -1;
+	size_t max_record = 0;
+	while ((c = getopt_long(argc, argv, "o:iln:k:j", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': output = optarg; break;
+		case 'i': mode = MODE_INFO; break;
+		case 'l': mode = MODE_LIST; break;
+		case 'n':
+			if (!cli_parse_long(optarg, 0, LONG_MAX, &head))
+				cli_usage_error(prog, "--head: '%s' is not a count", optarg);
+			break;
+		case 'k': keys_file = optarg; break;
+		case 'j': json = true; break;
+		case 'M': missing_ok = true; break;
+		case 'R':
+			if (!cli_parse_size(optarg, &max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case 'h': cli_help(usage);
+		case 'V': cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (output && mode != MODE_CAT)
+		cli_usage_error(prog, "--output goes with concatenation, not --info or --list");
+	cli_stdout_init();
+
+	char err[ST_ERRLEN];
+	keyset *keys = NULL;
+	if (keys_file) {
+		keys = keyset_load(keys_file, err, sizeof err);
+		if (!keys)
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+	}
+	int ninputs = argc - optind;
+	char *stdin_only[] = {"-"};
+	char **inputs = ninputs ? argv + optind : stdin_only;
+	if (!ninputs)
+		ninputs = 1;
+
+	/* all headers first: the output header must be complete before any item is written */
+	st_reader **readers = calloc((size_t)ninputs, sizeof *readers);
+	if (!readers)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	sv *header = NULL;
+	for (int i = 0; i < ninputs; i++) {
+		readers[i] = st_reader_open(inputs[i], max_record, 0, err);
+		if (!readers[i])
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		if (!header) {
+			header = st_header_derive(st_reader_header(readers[i]), prog, argc, argv);
+			if (!header)
+				cli_die(prog, EXIT_RUNTIME, "out of memory");
+		} else {
+			merge_header(header, st_reader_header(readers[i]), st_reader_name(readers[i]));
+		}
+	}
+	st_writer *w = NULL;
+	if (mode == MODE_CAT && !(w = st_writer_open(output, header, err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+
+	summary sum = {0};
+	uint64_t selected = 0;
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	bool stop = false;
+	for (int i = 0; i < ninputs && !stop; i++) {
+		st_reader *r = readers[i];
+		int rc = ST_OK;
+		while ((rc = st_reader_next(r, &it)) == ST_OK) {
+			if (keys && !keyset_mark(keys, it.key))
+				continue;
+			if (head >= 0 && selected >= (uint64_t)head) {
+				stop = true;
+				break;
+			}
+			selected++;
+			if (mode == MODE_LIST)
+				print_item(&it, json);
+			else if (mode == MODE_INFO)
+				for (size_t t = 0; t < it.ntensors; t++)
+					summarise(&sum, &it.tensors[t]);
+			else if (st_writer_put(w, &it))
+				cli_die(prog, EXIT_RUNTIME, "%s", st_writer_error(w));
+		}
+		if (!stop && rc != ST_END) {
+			if (w)
+				st_writer_abort(w);
+			cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+		}
+	}
+	for (int i = 0; i < ninputs; i++)
+		st_reader_close(readers[i]);
+	free(readers);
+	st_item_free(&it);
+	if (keys) {
+		size_t missing = keyset_unmarked(keys, err, sizeof err);
+		if (missing && !stop) {
+			if (!missing_ok) {
+				if (w)
+					st_writer_abort(w);
+				cli_die(prog, EXIT_RUNTIME, "%s: %zu listed keys not found in the input (%s)", keys_file, missing, err);
+			}
+			cli_warn(prog, "%s: %zu listed keys not found in the input", keys_file, missing);
+		}
+		keyset_free(keys);
+	}
+	if (mode == MODE_CAT) {
+		if (st_writer_close(w, err))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+	} else if (mode == MODE_INFO) {
+		print_info(header, selected, &sum, json);
+	}
+	for (size_t i = 0; i < sum.n; i++)
+		free(sum.t[i].name);
+	free(sum.t);
+	sv_free(header);
+	cli_close_stdout(prog);
+	return 0;
+}
