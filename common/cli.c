@@ -72,11 +72,10 @@ void cli_help(const char *text)
 
 void cli_stdout_init(void)
 {
-	/* heap, not static: common/ keeps no global state; stdio owns it until exit */
-	size_t len = 1 << 20;
-	char *buf = malloc(len);
-	if (buf)
-		setvbuf(stdout, buf, _IOFBF, len);
+	/* Full buffering even on a terminal-less stdout; glibc picks the buffer
+	 * (and frees it at fclose).  Tensor payloads larger than the buffer go
+	 * straight to write(2), so a bigger buffer buys nothing. */
+	setvbuf(stdout, NULL, _IOFBF, 0);
 }
 
 bool cli_parse_double(const char *s, double min, double max, double *out)

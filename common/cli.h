@@ -30,7 +30,7 @@ _Noreturn void cli_version(const char *prog);
 /* Prints text to stdout and exits 0 (for --help). */
 _Noreturn void cli_help(const char *text);
 
-/* Gives stdout a large buffer; call first in main of stream producers. */
+/* Makes stdout fully buffered; call first in main of stream producers. */
 void cli_stdout_init(void);
 /* Flushes and closes stdout; on failure dies with "prog: stdout: why" (2). */
 void cli_close_stdout(const char *prog);

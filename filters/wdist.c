@@ -1,0 +1,281 @@
+/* wdist - layerwise cosine distance between checkpoints (the paper's Fig. 3). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "cli.h"
+#include "stream.h"
+
+static const char *prog = "wdist";
+
+static const char usage[] =
+	"Usage: wdist [OPTION]... REF CKPT...\n"
+	"Print the cosine distance d(x, y) = 1 - x.y / (|x| |y|) between each layer's\n"
+	"weights in the reference checkpoint REF and in each CKPT: one row per layer in\n"
+	"network order, one column per CKPT.  Sums are accumulated in double.\n"
+	"\n"
+	"  -a, --all            every float tensor (BatchNorm weights, biases, running\n"
+	"                       statistics too), not only conv and linear weights\n"
+	"  -j, --json           one JSON object instead of TSV\n"
+	"  -o, --output FILE    write to FILE atomically (default stdout)\n"
+	"      --max-record N   record size limit in bytes (K/M/G suffix)\n"
+	"      --help           show this help\n"
+	"      --version        show the version\n"
+	"\n"
+	"The output layer (fc_transfer) is left out when its shape differs between\n"
+	"checkpoints (a different class count); any other shape difference, or a\n"
+	"different architecture or width, is an error naming the layer.  A layer whose\n"
+	"weights have zero norm in either checkpoint has no distance: NA (null in JSON).\n"
+	"\n"
+	"Example (the paper's Fig. 3 for one run):\n"
+	"  wdist run/init.ckpt run/best.ckpt run/last.ckpt\n";
+
+typedef struct {
+	char *name;
+	st_tensor t; /* data owned here */
+	double *dist; /* one per checkpoint */
+	bool skip;    /* output layer with a different class count */
+} layer;
+
+static bool wanted(const st_tensor *t, const char *name, bool all)
+{
+	if (t->dtype != ST_F32)
+		return false;
+	if (all)
+		return true;
+	size_t n = strlen(name);
+	return n > 7 && strcmp(name + n - 7, ".weight") == 0 && (t->ndim == 4 || t->ndim == 2);
+}
+
+static const sv *model_params(const st_reader *r)
+{
+	const sv *m = sv_get(st_reader_params(r), "model");
+	if (!m || m->kind != SV_MAP)
+		cli_die(prog, EXIT_RUNTIME, "%s: not a checkpoint (no model params in its header)", st_reader_name(r));
+	return m;
+}
+
+static void check_model(const sv *ref, const sv *other, const char *name)
+{
+	const char *keys[] = {"arch", "width_div", "n_mels"};
+	for (size_t i = 0; i < 3; i++) {
+		const sv *a = sv_get(ref, keys[i]), *b = sv_get(other, keys[i]);
+		if ((a == NULL) != (b == NULL) || (a && !sv_equal(a, b)))
+			cli_die(prog, EXIT_RUNTIME, "%s: model %s differs from the reference's", name, keys[i]);
+	}
+}
+
+static bool same_shape(const st_tensor *a, const st_tensor *b)
+{
+	if (a->ndim != b->ndim || a->dtype != b->dtype)
+		return false;
+	for (int d = 0; d < a->ndim; d++)
+		if (a->shape[d] != b->shape[d])
+			return false;
+	return true;
+}
+
+static double cosine_distance(const float *x, const float *y, size_t n)
+{
+	double dot = 0, nx = 0, ny = 0;
+	for (size_t i = 0; i < n; i++) {
+		dot += (double)x[i] * y[i];
+		nx += (double)x[i] * x[i];
+		ny += (double)y[i] * y[i];
+	}
+	if (nx == 0 || ny == 0)
+		return NAN;
+	return 1.0 - dot / (sqrt(nx) * sqrt(ny));
+}
+
+static bool is_output_layer(const char *name) { return strncmp(name, "fc_transfer.", 12) == 0; }
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"all", no_argument, 0, 'a'},          {"json", no_argument, 0, 'j'},
+		{"output", required_argument, 0, 'o'}, {"max-record", required_argument, 0, 'R'},
+		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0},
+	};
+	bool all = false, json = false;
+	const char *output = NULL;
+	size_t max_record = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "ajo:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': all = true; break;
+		case 'j': json = true; break;
+		case 'o': output = optarg; break;
+		case 'R':
+			if (!cli_parse_size(optarg, &max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case 'h': cli_help(usage);
+		case 'V': cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (argc - optind < 2)
+		cli_usage_error(prog, "need a reference checkpoint and at least one checkpoint to compare");
+	const char *refpath = argv[optind];
+	char **ckpts = argv + optind + 1;
+	int nckpt = argc - optind - 1;
+	for (int i = 0; i < nckpt; i++)
+		if (strcmp(ckpts[i], "-") == 0 && strcmp(refpath, "-") == 0)
+			cli_usage_error(prog, "stdin can be read only once");
+
+	char err[ST_ERRLEN];
+	st_reader *r = st_reader_open(refpath, max_record, 0, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv *ref_model = sv_copy(model_params(r));
+	if (!ref_model)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	layer *layers = NULL;
+	size_t nlayers = 0, cap = 0;
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	int rc;
+	while ((rc = st_reader_next(r, &it)) == ST_OK) {
+		st_tensor *t = st_item_tensor(&it, "value");
+		if (!t)
+			cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has no 'value' tensor (not a checkpoint?)", refpath, it.key);
+		if (!wanted(t, it.key, all))
+			continue;
+		if (nlayers == cap) {
+			cap = cap ? 2 * cap : 64;
+			layers = realloc(layers, cap * sizeof *layers);
+			if (!layers)
+				cli_die(prog, EXIT_RUNTIME, "out of memory");
+		}
+		layer *l = &layers[nlayers++];
+		memset(l, 0, sizeof *l);
+		l->name = strdup(it.key);
+		l->t = *t;
+		l->t.name = NULL;
+		t->data = NULL; /* the layer keeps the payload */
+		l->dist = malloc((size_t)nckpt * sizeof *l->dist);
+		if (!l->name || !l->dist)
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		for (int k = 0; k < nckpt; k++)
+			l->dist[k] = NAN;
+	}
+	if (rc != ST_END)
+		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+	st_reader_close(r);
+	if (nlayers == 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: no layer weights in the checkpoint", refpath);
+
+	for (int k = 0; k < nckpt; k++) {
+		r = st_reader_open(ckpts[k], max_record, 0, err);
+		if (!r)
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		check_model(ref_model, model_params(r), ckpts[k]);
+		bool *seen = calloc(nlayers, sizeof *seen);
+		if (!seen)
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		while ((rc = st_reader_next(r, &it)) == ST_OK) {
+			layer *l = NULL;
+			for (size_t i = 0; i < nlayers && !l; i++)
+				if (strcmp(layers[i].name, it.key) == 0)
+					l = &layers[i];
+			if (!l)
+				continue;
+			seen[l - layers] = true;
+			const st_tensor *t = st_item_tensor(&it, "value");
+			if (!t || !same_shape(t, &l->t)) {
+				if (t && is_output_layer(l->name)) {
+					l->skip = true;
+					continue;
+				}
+				cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' has a different shape or dtype than in %s", ckpts[k],
+				        l->name, refpath);
+			}
+			l->dist[k] = cosine_distance(l->t.data, t->data, st_tensor_numel(t));
+			if (isnan(l->dist[k]))
+				cli_warn(prog, "%s: layer '%s' has zero norm here or in the reference: no distance", ckpts[k], l->name);
+		}
+		if (rc != ST_END)
+			cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+		for (size_t i = 0; i < nlayers; i++)
+			if (!seen[i])
+				cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' is missing", ckpts[k], layers[i].name);
+		free(seen);
+		st_reader_close(r);
+	}
+	st_item_free(&it);
+
+	FILE *out = stdout;
+	atomic_file af;
+	if (output) {
+		if (atomic_open(&af, output, err, sizeof err))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		out = af.f;
+	}
+	for (size_t i = 0; i < nlayers; i++)
+		if (layers[i].skip)
+			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count)", layers[i].name);
+	if (json) {
+		fputs("{\"reference\":", out);
+		sv_print_json_string(refpath, strlen(refpath), out);
+		fputs(",\"checkpoints\":[", out);
+		for (int k = 0; k < nckpt; k++) {
+			if (k)
+				fputc(',', out);
+			sv_print_json_string(ckpts[k], strlen(ckpts[k]), out);
+		}
+		fputs("],\"layers\":[", out);
+		bool first = true;
+		for (size_t i = 0; i < nlayers; i++) {
+			const layer *l = &layers[i];
+			if (l->skip)
+				continue;
+			fprintf(out, "%s{\"layer\":", first ? "" : ",");
+			first = false;
+			size_t n = strlen(l->name);
+			sv_print_json_string(l->name, all ? n : n - 7, out);
+			fputs(",\"distance\":[", out);
+			for (int k = 0; k < nckpt; k++)
+				fprintf(out, isnan(l->dist[k]) ? "%snull" : "%s%.9g", k ? "," : "", l->dist[k]);
+			fputs("]}", out);
+		}
+		fputs("]}\n", out);
+	} else {
+		fputs("layer", out);
+		for (int k = 0; k < nckpt; k++)
+			fprintf(out, "\t%s", ckpts[k]);
+		fputc('\n', out);
+		for (size_t i = 0; i < nlayers; i++) {
+			const layer *l = &layers[i];
+			if (l->skip)
+				continue;
+			size_t n = strlen(l->name);
+			fprintf(out, "%.*s", (int)(all ? n : n - 7), l->name);
+			for (int k = 0; k < nckpt; k++)
+				fprintf(out, isnan(l->dist[k]) ? "\tNA" : "\t%.9g", l->dist[k]);
+			fputc('\n', out);
+		}
+	}
+	if (output) {
+		if (ferror(out)) {
+			atomic_abort(&af);
+			cli_die(prog, EXIT_RUNTIME, "%s: write error", output);
+		}
+		if (atomic_commit(&af, err, sizeof err))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+	}
+	for (size_t i = 0; i < nlayers; i++) {
+		free(layers[i].name);
+		free(layers[i].t.data);
+		free(layers[i].dist);
+	}
+	free(layers);
+	sv_free(ref_model);
+	cli_close_stdout(prog);
+	return 0;
+}

@@ -1,0 +1,139 @@
+"""wdist against numpy (float64) on checkpoint streams written by Python.
+
+Checks: every layer's cosine distance to 1e-12 absolute (both accumulate in
+double), network order, the output layer left out when the class count
+differs, zero-norm layers reported as NA, --json, --all, and the errors for
+a shape mismatch, a different width, a missing layer and a non-checkpoint.
+"""
+import json
+import os
+import subprocess
+
+import msgpack
+import msgpack_numpy as m
+import numpy as np
+
+rng = np.random.default_rng(3)
+CH = [4, 8, 16, 32, 64, 128]
+
+
+def names_shapes(classes, ch=CH):
+    out = []
+    bn = lambda p, c: [(f"{p}.weight", (c,)), (f"{p}.bias", (c,)), (f"{p}.running_mean", (c,)),
+                       (f"{p}.running_var", (c,)), (f"{p}.num_batches_tracked", ())]
+    out += bn("bn0", 64)
+    cin = 1
+    for b, c in enumerate(ch, 1):
+        out += [(f"conv_block{b}.conv1.weight", (c, cin, 3, 3)), (f"conv_block{b}.conv2.weight", (c, c, 3, 3))]
+        out += bn(f"conv_block{b}.bn1", c) + bn(f"conv_block{b}.bn2", c)
+        cin = c
+    out += [("fc1.weight", (ch[-1], ch[-1])), ("fc1.bias", (ch[-1],)),
+            ("fc_transfer.weight", (classes, ch[-1])), ("fc_transfer.bias", (classes,))]
+    return out
+
+
+def write_ckpt(path, tensors, classes, width_div=16):
+    with open(path, "wb") as f:
+        p = lambda o: f.write(msgpack.packb(o, default=m.encode, use_bin_type=True))
+        p({"type": "header", "format": "sertools-stream", "version": 1, "producer": "test",
+           "params": {"model": {"arch": "Cnn14", "classes": classes, "width_div": width_div, "n_mels": 64}}})
+        for k, v in tensors.items():
+            p({"type": "item", "key": k, "tensors": {"value": v}})
+        p({"type": "end", "count": len(tensors)})
+
+
+def make(classes, base=None, noise=0.1):
+    t = {}
+    for k, shape in names_shapes(classes):
+        if k.endswith("num_batches_tracked"):
+            t[k] = np.array(5, dtype=np.int64)
+        elif base is not None and k in base and base[k].shape == shape:
+            t[k] = (base[k] + noise * rng.standard_normal(shape)).astype(np.float32)
+        else:
+            t[k] = rng.standard_normal(shape).astype(np.float32)
+    return t
+
+
+def cosd(a, b):
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    return 1 - a.dot(b) / (np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def run(*args, ok=True):
+    r = subprocess.run(["wdist", *args], capture_output=True, text=True)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+ref = make(3)
+best = make(3, ref, 0.05)
+last = make(3, ref, 0.3)
+write_ckpt("init.ckpt", ref, 3)
+write_ckpt("best.ckpt", best, 3)
+write_ckpt("last.ckpt", last, 3)
+
+out = run("init.ckpt", "best.ckpt", "last.ckpt").stdout.splitlines()
+assert out[0] == "layer\tbest.ckpt\tlast.ckpt", out[0]
+want_layers = [k[:-7] for k, s in names_shapes(3) if k.endswith(".weight") and len(s) in (2, 4)]
+got_layers = [line.split("\t")[0] for line in out[1:]]
+assert got_layers == want_layers, got_layers
+for line in out[1:]:
+    name, d1, d2 = line.split("\t")
+    for d, ck in ((d1, best), (d2, last)):
+        want = cosd(ref[name + ".weight"], ck[name + ".weight"])
+        assert abs(float(d) - want) <= 1e-12 + 1e-8 * abs(want), (name, d, want)
+
+# --all covers BN parameters and biases too; --json
+js = json.loads(run("--all", "--json", "init.ckpt", "best.ckpt").stdout)
+names = [l["layer"] for l in js["layers"]]
+assert "conv_block3.bn2.running_var" in names and "fc1.bias" in names, names
+for l in js["layers"]:
+    want = cosd(ref[l["layer"]], best[l["layer"]])
+    assert abs(l["distance"][0] - want) <= 1e-12 + 1e-8 * abs(want), l
+
+# a new head (5 classes): the output layer is left out, the rest compared
+five = make(5, ref, 0.05)
+write_ckpt("five.ckpt", five, 5)
+r = run("init.ckpt", "five.ckpt")
+assert "fc_transfer" not in r.stdout and "fc1" in r.stdout, r.stdout
+assert "left out" in r.stderr, r.stderr
+
+# zero norm: NA, not a division by zero
+z = dict(best)
+z["conv_block2.conv1.weight"] = np.zeros_like(z["conv_block2.conv1.weight"])
+write_ckpt("zero.ckpt", z, 3)
+r = run("init.ckpt", "zero.ckpt")
+row = [l for l in r.stdout.splitlines() if l.startswith("conv_block2.conv1\t")][0]
+assert row.endswith("\tNA"), row
+assert "zero norm" in r.stderr, r.stderr
+js = json.loads(run("--json", "init.ckpt", "zero.ckpt").stdout)
+assert [l for l in js["layers"] if l["layer"] == "conv_block2.conv1"][0]["distance"] == [None]
+
+# errors name the layer / the reason, exit 2
+bad = dict(best)
+bad["conv_block4.conv2.weight"] = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+write_ckpt("badshape.ckpt", bad, 3)
+r = run("init.ckpt", "badshape.ckpt", ok=False)
+assert r.returncode == 2 and "conv_block4.conv2" in r.stderr, r.stderr
+write_ckpt("width.ckpt", best, 3, width_div=8)
+r = run("init.ckpt", "width.ckpt", ok=False)
+assert r.returncode == 2 and "width_div" in r.stderr, r.stderr
+missing = dict(best)
+del missing["fc1.weight"]
+write_ckpt("missing.ckpt", missing, 3)
+r = run("init.ckpt", "missing.ckpt", ok=False)
+assert r.returncode == 2 and "fc1.weight" in r.stderr, r.stderr
+with open("notckpt.msgpack", "wb") as f:
+    f.write(msgpack.packb({"type": "header", "format": "sertools-stream", "version": 1, "params": {}}))
+    f.write(msgpack.packb({"type": "end", "count": 0}))
+r = run("notckpt.msgpack", "best.ckpt", ok=False)
+assert r.returncode == 2 and "not a checkpoint" in r.stderr, r.stderr
+r = run("init.ckpt", ok=False)
+assert r.returncode == 1, r
+# output file written atomically
+run("-o", "dist.tsv", "init.ckpt", "best.ckpt")
+assert open("dist.tsv").read().startswith("layer\tbest.ckpt")
+assert not [f for f in os.listdir(".") if f.startswith(".dist")], os.listdir(".")
+print("ok")
