@@ -14,6 +14,7 @@ int main(void)
 	while (scanf("%d %d", &t, &p) == 2)
 		if (confusion_add(&c, t, p)) {
 			fprintf(stderr, "metrics-tool: pair out of range: %d %d\n", t, p);
+			confusion_free(&c);
 			return 2;
 		}
 	printf("uar %.17g\naccuracy %.17g\n", confusion_uar(&c), confusion_accuracy(&c));
