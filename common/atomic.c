@@ -10,6 +10,24 @@
 static int make_temp(atomic_file *af, const char *path, char *err, size_t errlen)
 {
 	memset(af, 0, sizeof *af);
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "%s: is a directory", path);
+			return -1;
+		}
+		af->direct = 1;
+		af->path = strdup(path);
+		af->tmp = strdup(path);
+		if (!af->path || !af->tmp) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			free(af->path);
+			free(af->tmp);
+			memset(af, 0, sizeof *af);
+			return -1;
+		}
+		return 0;
+	}
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	const char *dot = strrchr(base, '.');
@@ -67,6 +85,20 @@ int atomic_open(atomic_file *af, const char *path, char *err, size_t errlen)
 int atomic_commit(atomic_file *af, char *err, size_t errlen)
 {
 	int rc = 0;
+	if (af->direct) {
+		if (af->f && (fflush(af->f) != 0 || ferror(af->f))) {
+			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+			rc = -1;
+		}
+		if (af->f && fclose(af->f) != 0 && rc == 0) {
+			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
+			rc = -1;
+		}
+		free(af->path);
+		free(af->tmp);
+		memset(af, 0, sizeof *af);
+		return rc;
+	}
 	if (af->f) {
 		if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) {
 			snprintf(err, errlen, "%s: %s", af->path, strerror(errno));
@@ -102,7 +134,7 @@ void atomic_abort(atomic_file *af)
 {
 	if (af->f)
 		fclose(af->f);
-	if (af->tmp)
+	if (af->tmp && !af->direct)
 		unlink(af->tmp);
 	free(af->path);
 	free(af->tmp);

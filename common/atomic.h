@@ -6,6 +6,9 @@
  * writers such as libsox still work) and renamed over the target only after
  * every write, fflush, fsync and fclose has succeeded.  A failed or aborted
  * output leaves no file behind and the previous target, if any, untouched.
+ *
+ * A target that exists and is not a regular file (/dev/null, /dev/full, a
+ * FIFO) is written in place: renaming over it would replace the device.
  */
 #ifndef SERTOOLS_ATOMIC_H
 #define SERTOOLS_ATOMIC_H
@@ -15,7 +18,8 @@
 typedef struct {
 	FILE *f;      /* open for writing on the temp file (atomic_open only) */
 	char *path;   /* the target */
-	char *tmp;    /* the temporary name */
+	char *tmp;    /* the temporary name (the target itself when direct) */
+	int direct;   /* the target is not a regular file: written in place */
 } atomic_file;
 
 /* Creates the temp file and opens it as af->f.  0, or -1 with a message in

@@ -7,14 +7,18 @@
  * msgpack + msgpack_numpy and nothing else.
  *
  * Reading is bounded: one record at a time, every declared length checked
- * against the bytes left under the record limit before anything is
- * allocated, tensor payloads read straight into 64-byte aligned memory.  A
- * stream that stops before its end record, or whose end count disagrees,
- * is an error: a pipe whose producer died never looks like a shorter
- * dataset.
+ * against the bytes left under the record limit (and, for a regular file,
+ * against the bytes left in the file) before anything is allocated; from a
+ * pipe, a payload over 16 MiB is read into memory that grows as its bytes
+ * arrive, so a lying length costs no more than what was sent.  A record
+ * may also hold at most 65536 + limit/256 msgpack values.  Tensor payloads
+ * are read straight into 64-byte aligned memory.  A stream that stops
+ * before its end record, or whose end count disagrees, is an error: a pipe
+ * whose producer died never looks like a shorter dataset.
  *
  * Writing goes to stdout ("-" or NULL) or to a file that appears only when
  * st_writer_close succeeds (temp file + rename).  Every write is checked.
+ * Pipes on either side are enlarged to 1 MiB (best effort) for throughput.
  *
  * Errors: functions return ST_OK (0) or a negative st_error; the reader
  * and writer keep a message with the file name and the item number, e.g.
@@ -91,7 +95,9 @@ int st_item_set_key(st_item *it, const char *key);
 /* Adds a tensor with a copy of data (zero-filled when data is NULL). */
 st_tensor *st_item_add_tensor(st_item *it, const char *name, st_dtype dtype, int ndim,
                               const int64_t *shape, const void *data);
-/* Adds a tensor that takes ownership of data (from sv_aligned_alloc). */
+/* Adds a tensor that takes ownership of data (from sv_aligned_alloc, at
+ * least the shape's size).  NULL (data not taken) when name is empty or
+ * already used, or the shape is invalid. */
 st_tensor *st_item_take_tensor(st_item *it, const char *name, st_dtype dtype, int ndim,
                                const int64_t *shape, void *data);
 st_tensor *st_item_tensor(const st_item *it, const char *name);
@@ -110,21 +116,27 @@ enum {
 	ST_READ_FINITE = 1 << 0, /* refuse NaN/Inf in float tensors */
 };
 
-/* The record limit from SERTOOLS_MAX_RECORD, or the default. */
+/* The record limit from SERTOOLS_MAX_RECORD, or the default when it is
+ * unset or not a size (prefer st_max_record_env, which reports that). */
 size_t st_max_record_from_env(void);
+/* The same, strictly: ST_OK and the limit in *out, or ST_ERR_USAGE and a
+ * message in err (ST_ERRLEN bytes) when the variable is set but not a size.
+ * st_reader_open(max_record 0) uses this and fails on a bad value. */
+int st_max_record_env(size_t *out, char *err);
 
 /* Opens path ("-" or NULL: stdin) and reads its header.  max_record 0 means
- * st_max_record_from_env().  On failure returns NULL and writes a message to
- * err (ST_ERRLEN bytes). */
+ * st_max_record_env() (a bad SERTOOLS_MAX_RECORD is an error).  On failure
+ * returns NULL and writes a message to err (ST_ERRLEN bytes). */
 #define ST_ERRLEN 512
 st_reader *st_reader_open(const char *path, size_t max_record, unsigned flags, char *err);
 /* The whole header map: "format", "version", "producer", "params", ... */
 const sv *st_reader_header(const st_reader *r);
 /* Shortcut for the header's "params" map (never NULL). */
 const sv *st_reader_params(const st_reader *r);
-/* Reads the next item into it (cleared first).  ST_OK, ST_END once the end
- * record is read and its count verified (and nothing follows it), or an
- * error; after an error the reader is unusable. */
+/* Reads the next item into it (cleared first; its largest payload buffer
+ * may be reused for the new item).  ST_OK, ST_END once the end record is
+ * read and its count verified (and nothing follows it), or an error; after
+ * an error the reader is unusable and it is left empty. */
 int st_reader_next(st_reader *r, st_item *it);
 const char *st_reader_error(const st_reader *r);
 const char *st_reader_name(const st_reader *r);
@@ -147,8 +159,15 @@ sv *st_header_params(sv *header);
 
 typedef struct st_writer st_writer;
 /* path "-" or NULL: stdout; otherwise the file appears atomically at close.
- * Takes no ownership of header; writes it at once. */
+ * Takes no ownership of header (a map with type "header", format and
+ * version 1, as st_header_new/derive make); writes it at once.  The writer writes fd 1 itself, bypassing stdio (stdout is flushed
+ * first): print nothing else to stdout while it is open. */
 st_writer *st_writer_open(const char *path, const sv *header, char *err);
+/* An item the reader would refuse (empty key or name, strings that are not
+ * UTF-8, a field that is not a scalar, a shape that disagrees with nbytes,
+ * a tensor over 4 GiB) is refused before anything is written (ST_ERR_USAGE,
+ * _SHAPE or _LIMIT; the writer stays usable).  A write error (ST_ERR_IO)
+ * ends the writer: st_writer_close or _abort is all that is left. */
 int st_writer_put(st_writer *w, const st_item *it);
 /* Writes the end record, flushes, closes (and renames into place), and
  * frees w.  On failure the message goes to err (ST_ERRLEN bytes).  stdout

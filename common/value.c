@@ -1,6 +1,7 @@
 #include "value.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,27 @@ static ptrdiff_t map_find(const sv *map, const char *key)
 	return -1;
 }
 
+int sv_append_take(sv *map, char *key, sv *val)
+{
+	if (!key || !val)
+		goto fail;
+	size_t cap = map->u.map.cap;
+	if (grow((void **)&map->u.map.keys, &cap, map->u.map.n + 1, sizeof(char *)))
+		goto fail;
+	/* keys may now be longer than cap says: harmless, vals decides */
+	cap = map->u.map.cap;
+	if (grow((void **)&map->u.map.vals, &cap, map->u.map.n + 1, sizeof(sv *)))
+		goto fail;
+	map->u.map.cap = cap;
+	map->u.map.keys[map->u.map.n] = key;
+	map->u.map.vals[map->u.map.n++] = val;
+	return 0;
+fail:
+	free(key);
+	sv_free(val);
+	return -1;
+}
+
 int sv_set(sv *map, const char *key, sv *val)
 {
 	if (!val)
@@ -136,23 +158,21 @@ int sv_set(sv *map, const char *key, sv *val)
 		map->u.map.vals[at] = val;
 		return 0;
 	}
-	size_t cap = map->u.map.cap;
 	char *k = strdup(key);
-	if (!k || grow((void **)&map->u.map.keys, &cap, map->u.map.n + 1, sizeof(char *))) {
-		free(k);
+	if (!k) {
 		sv_free(val);
 		return -1;
 	}
-	cap = map->u.map.cap;
-	if (grow((void **)&map->u.map.vals, &cap, map->u.map.n + 1, sizeof(sv *))) {
-		free(k);
-		sv_free(val);
-		return -1;
+	return sv_append_take(map, k, val);
+}
+
+void sv_map_clear(sv *map)
+{
+	for (size_t i = 0; i < map->u.map.n; i++) {
+		free(map->u.map.keys[i]);
+		sv_free(map->u.map.vals[i]);
 	}
-	map->u.map.cap = cap;
-	map->u.map.keys[map->u.map.n] = k;
-	map->u.map.vals[map->u.map.n++] = val;
-	return 0;
+	map->u.map.n = 0;
 }
 
 void sv_unset(sv *map, const char *key)
@@ -315,19 +335,98 @@ void sv_free(sv *v)
 	free(v);
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned lo = 0x80, hi = 0xbf;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		if (c == 0xf4)
+			hi = 0x8f; /* beyond U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (left < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+bool sv_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n = utf8_seq(p + i, len - i);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 void sv_print_json_string(const char *s, size_t len, FILE *f)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	putc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c == '"' || c == '\\') {
 			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(f, "\\u%04x", c);
-		else
+			i++;
+		} else if (c < 0x80) {
 			putc(c, f);
+			i++;
+		} else {
+			size_t n = utf8_seq(p + i, len - i);
+			if (n)
+				fwrite(p + i, 1, n, f);
+			else
+				fputs("\\ufffd", f);
+			i += n ? n : 1;
+		}
 	}
 	putc('"', f);
+}
+
+static void print_json_double(double x, FILE *f)
+{
+	/* JSON has no NaN/Inf */
+	if (!isfinite(x)) {
+		fputs("null", f);
+		return;
+	}
+	char buf[40];
+	snprintf(buf, sizeof buf, "%.15g", x);
+	if (strtod(buf, NULL) != x)
+		snprintf(buf, sizeof buf, "%.17g", x);
+	fputs(buf, f);
+	/* keep a float a float for the reader of the JSON */
+	if (!strpbrk(buf, ".e"))
+		fputs(".0", f);
 }
 
 int sv_print_json(const sv *v, FILE *f)
@@ -336,13 +435,7 @@ int sv_print_json(const sv *v, FILE *f)
 	case SV_NIL: fputs("null", f); break;
 	case SV_BOOL: fputs(v->u.b ? "true" : "false", f); break;
 	case SV_INT: fprintf(f, "%lld", (long long)v->u.i); break;
-	case SV_FLOAT:
-		/* JSON has no NaN/Inf: print them as null, like Python's strict mode would refuse */
-		if (isfinite(v->u.f))
-			fprintf(f, "%.17g", v->u.f);
-		else
-			fputs("null", f);
-		break;
+	case SV_FLOAT: print_json_double(v->u.f, f); break;
 	case SV_STR: sv_print_json_string(v->u.str.ptr, v->u.str.len, f); break;
 	case SV_BIN: fprintf(f, "{\"bytes\":%zu}", v->u.bin.len); break;
 	case SV_ARRAY:

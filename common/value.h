@@ -51,6 +51,12 @@ int sv_push(sv *arr, sv *val);
 int sv_set(sv *map, const char *key, sv *val);
 /* Removes key if present. */
 void sv_unset(sv *map, const char *key);
+/* Appends key (malloc'd; ownership taken) and val without looking for an
+ * existing entry: for parsers that check duplicates themselves, so that a
+ * large map costs O(n), not O(n^2).  Frees both on failure.  0 or -1. */
+int sv_append_take(sv *map, char *key, sv *val);
+/* Removes every entry of a map, keeping its storage. */
+void sv_map_clear(sv *map);
 
 /* Lookups: NULL or false when absent or of the wrong kind. */
 sv *sv_get(const sv *map, const char *key);
@@ -65,8 +71,17 @@ sv *sv_copy(const sv *v);
 bool sv_equal(const sv *a, const sv *b);
 void sv_free(sv *v);
 
-/* One-line JSON; bins print as {"bytes": N}.  Returns 0 or -1 (I/O). */
+/* Strict UTF-8 as Python decodes it (no overlongs, surrogates or code
+ * points above U+10FFFF).  Stream strings must be valid UTF-8, or Python's
+ * msgpack (raw=False) cannot read them. */
+bool sv_utf8_valid(const char *s, size_t len);
+
+/* One-line JSON; bins print as {"bytes": N}; floats print in the shortest
+ * form that reads back exactly, with ".0" when integral, and NaN/Inf as
+ * null.  Returns 0 or -1 (I/O). */
 int sv_print_json(const sv *v, FILE *f);
+/* A JSON string; bytes that are not valid UTF-8 print as U+FFFD, so the
+ * output is always valid JSON. */
 void sv_print_json_string(const char *s, size_t len, FILE *f);
 
 /* 64-byte aligned, for tensor payloads that GEMM and SIMD code read. */

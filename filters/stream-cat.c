@@ -27,6 +27,7 @@ static const char usage[] =
 	"                       each line); a listed key that never appears is an error\n"
 	"      --missing-ok     ...unless this is given (then counted on stderr)\n"
 	"  -j, --json           --info and --list print JSON (one object per line)\n"
+	"      --finite         refuse NaN and infinite values in float tensors\n"
 	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
 	"                       or $SERTOOLS_MAX_RECORD)\n"
 	"      --help           show this help\n"
@@ -90,26 +91,33 @@ static void summarise(summary *s, const st_tensor *t)
 	}
 	ts->count++;
 	size_t n = st_tensor_numel(t);
-	for (size_t i = 0; i < n; i++) {
-		double v;
-		switch (t->dtype) {
-		case ST_F32: v = ((const float *)t->data)[i]; break;
-		case ST_F64: v = ((const double *)t->data)[i]; break;
-		case ST_I32: v = ((const int32_t *)t->data)[i]; break;
-		case ST_I64: v = (double)((const int64_t *)t->data)[i]; break;
-		default: v = ((const unsigned char *)t->data)[i]; break;
-		}
-		if (!isfinite(v)) {
-			ts->nonfinite++;
-			continue;
-		}
-		if (v < ts->min)
-			ts->min = v;
-		if (v > ts->max)
-			ts->max = v;
-		ts->sum += v;
-		ts->values++;
+	/* per-dtype loops: the compiler keeps each one tight */
+#define SUMMARISE(type)                                                          \
+	do {                                                                     \
+		const type *p = t->data;                                         \
+		double lo = ts->min, hi = ts->max, sum = 0;                      \
+		uint64_t bad = 0;                                                \
+		for (size_t i = 0; i < n; i++) {                                 \
+			double v = (double)p[i];                                 \
+			if (!isfinite(v)) {                                      \
+				bad++;                                           \
+				continue;                                        \
+			}                                                        \
+			lo = v < lo ? v : lo;                                    \
+			hi = v > hi ? v : hi;                                    \
+			sum += v;                                                \
+		}                                                                \
+		ts->min = lo, ts->max = hi, ts->sum += sum;                      \
+		ts->nonfinite += bad, ts->values += n - bad;                     \
+	} while (0)
+	switch (t->dtype) {
+	case ST_F32: SUMMARISE(float); break;
+	case ST_F64: SUMMARISE(double); break;
+	case ST_I32: SUMMARISE(int32_t); break;
+	case ST_I64: SUMMARISE(int64_t); break;
+	case ST_U8: SUMMARISE(unsigned char); break;
 	}
+#undef SUMMARISE
 }
 
 static void print_shape_range(FILE *f, const tensor_summary *ts, bool json)
@@ -145,7 +153,7 @@ static void print_info(const sv *header, uint64_t items, const summary *s, bool 
 				print_shape_range(stdout, ts, true);
 			}
 			if (ts->values)
-				printf(",\"min\":%.9g,\"max\":%.9g,\"mean\":%.9g", ts->min, ts->max, ts->sum / (double)ts->values);
+				printf(",\"min\":%.17g,\"max\":%.17g,\"mean\":%.17g", ts->min, ts->max, ts->sum / (double)ts->values);
 			printf(",\"nonfinite\":%llu}", (unsigned long long)ts->nonfinite);
 		}
 		puts("}}");
@@ -242,17 +250,20 @@ static void merge_header(sv *out, const sv *in, const char *name)
 		sv *a = s0->u.map.vals[i];
 		const sv *b = s1 ? sv_get(s1, k) : NULL;
 		bool keep = false;
+		int64_t sum;
 		if (b && a->kind == SV_INT && b->kind == SV_INT) {
-			a->u.i += b->u.i;
-			keep = true;
+			/* a count that overflows is no count: dropped */
+			keep = !__builtin_add_overflow(a->u.i, b->u.i, &sum);
+			a->u.i = sum;
 		} else if (b && a->kind == SV_ARRAY && b->kind == SV_ARRAY && a->u.arr.n == b->u.arr.n) {
-			keep = true;
+			bool counts = true;
 			for (size_t j = 0; j < a->u.arr.n; j++)
-				if (a->u.arr.items[j]->kind != SV_INT || b->u.arr.items[j]->kind != SV_INT)
-					keep = false;
-			for (size_t j = 0; keep && j < a->u.arr.n; j++)
+				if (a->u.arr.items[j]->kind != SV_INT || b->u.arr.items[j]->kind != SV_INT ||
+				    __builtin_add_overflow(a->u.arr.items[j]->u.i, b->u.arr.items[j]->u.i, &sum))
+					counts = false;
+			for (size_t j = 0; counts && j < a->u.arr.n; j++)
 				a->u.arr.items[j]->u.i += b->u.arr.items[j]->u.i;
-			keep = keep || sv_equal(a, b);
+			keep = counts || sv_equal(a, b);
 		} else if (b && sv_equal(a, b)) {
 			keep = true;
 		}
@@ -270,11 +281,13 @@ int main(int argc, char **argv)
 		{"list", no_argument, 0, 'l'},         {"head", required_argument, 0, 'n'},
 		{"keys", required_argument, 0, 'k'},   {"json", no_argument, 0, 'j'},
 		{"missing-ok", no_argument, 0, 'M'},   {"max-record", required_argument, 0, 'R'},
-		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+		{"finite", no_argument, 0, 'F'},       {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0},
 	};
 	int mode = MODE_CAT, c;
 	bool json = false, missing_ok = false;
+	unsigned read_flags = 0;
 	const char *output = NULL, *keys_file = NULL;
 	long head = -1;
 	size_t max_record = 0;
@@ -290,6 +303,7 @@ int main(int argc, char **argv)
 		case 'k': keys_file = optarg; break;
 		case 'j': json = true; break;
 		case 'M': missing_ok = true; break;
+		case 'F': read_flags |= ST_READ_FINITE; break;
 		case 'R':
 			if (!cli_parse_size(optarg, &max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
@@ -301,6 +315,15 @@ int main(int argc, char **argv)
 	}
 	if (output && mode != MODE_CAT)
 		cli_usage_error(prog, "--output goes with concatenation, not --info or --list");
+	if (json && mode == MODE_CAT)
+		cli_usage_error(prog, "--json goes with --info or --list");
+	if (missing_ok && !keys_file)
+		cli_usage_error(prog, "--missing-ok goes with --keys");
+	int nstdin = 0;
+	for (int i = optind; i < argc; i++)
+		nstdin += strcmp(argv[i], "-") == 0;
+	if (nstdin > 1)
+		cli_usage_error(prog, "standard input ('-') can be read only once");
 	cli_stdout_init();
 
 	char err[ST_ERRLEN];
@@ -322,7 +345,7 @@ int main(int argc, char **argv)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	sv *header = NULL;
 	for (int i = 0; i < ninputs; i++) {
-		readers[i] = st_reader_open(inputs[i], max_record, 0, err);
+		readers[i] = st_reader_open(inputs[i], max_record, read_flags, err);
 		if (!readers[i])
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
 		if (!header) {
@@ -359,8 +382,11 @@ int main(int argc, char **argv)
 			else if (mode == MODE_INFO)
 				for (size_t t = 0; t < it.ntensors; t++)
 					summarise(&sum, &it.tensors[t]);
-			else if (st_writer_put(w, &it))
-				cli_die(prog, EXIT_RUNTIME, "%s", st_writer_error(w));
+			else if (st_writer_put(w, &it)) {
+				snprintf(err, sizeof err, "%s", st_writer_error(w));
+				st_writer_abort(w);
+				cli_die(prog, EXIT_RUNTIME, "%s", err);
+			}
 		}
 		if (!stop && rc != ST_END) {
 			if (w)

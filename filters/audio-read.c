@@ -1,0 +1,264 @@
+/* audio-read - decode audio files into a stream of mono waveforms. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio.h"
+#include "cli.h"
+#include "keyset.h"
+#include "stream.h"
+
+static const char *prog = "audio-read";
+
+static const char usage[] =
+	"Usage: audio-read [OPTION]... FILE...\n"
+	"  or:  audio-read [OPTION]... -l LIST\n"
+	"Decode audio files (any format libsox reads) into a sertools stream of mono\n"
+	"float32 waveforms at one sample rate: channels are averaged and the rate is\n"
+	"converted exactly as 'sox FILE -r RATE -c 1 -t f32 -' does.  Each item's key\n"
+	"is the file's base name without its extension, or the LIST's first word.\n"
+	"\n"
+	"  -l, --list FILE      read 'key path' lines from FILE ('-': stdin), Kaldi\n"
+	"                       scp style; blank lines and lines starting with '#' skipped\n"
+	"  -k, --keys FILE      decode only the keys listed in FILE (first word per line);\n"
+	"                       a listed key that is not among the inputs is an error\n"
+	"      --missing-ok     ...unless this is given (then counted on stderr)\n"
+	"  -r, --rate HZ        output sample rate (default 16000)\n"
+	"  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
+	"      --skip-bad       skip files that cannot be decoded, with a warning each\n"
+	"                       and a count at the end (default: such a file is an error)\n"
+	"      --progress       show progress on stderr even when it is not a terminal\n"
+	"  -v, --verbose        also pass on libsox's own messages\n"
+	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
+	"                       or $SERTOOLS_MAX_RECORD); a longer file is an error\n"
+	"      --help           show this help\n"
+	"      --version        show the version\n"
+	"\n"
+	"Examples:\n"
+	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
+	"  audio-read -l wav.scp -k train.keys -o train-wave.msgpack\n";
+
+typedef struct {
+	char *key, *path;
+} job;
+
+typedef struct {
+	job *v;
+	size_t n, cap;
+} jobs;
+
+static void add_job(jobs *j, const char *key, const char *path)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? 2 * j->cap : 64;
+		if (!(j->v = realloc(j->v, j->cap * sizeof *j->v)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+	}
+	job *x = &j->v[j->n++];
+	x->key = strdup(key);
+	x->path = strdup(path);
+	if (!x->key || !x->path)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+}
+
+/* "dir/a.b.wav" -> "a.b"; a leading dot is not an extension. */
+static void add_file(jobs *j, const char *path)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+	size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	if (len == 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: no file name to make a key from", path);
+	char *key = strndup(base, len);
+	if (!key)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	add_job(j, key, path);
+	free(key);
+}
+
+static void read_list(const char *name, jobs *j)
+{
+	bool is_stdin = strcmp(name, "-") == 0;
+	const char *shown = is_stdin ? "stdin" : name;
+	FILE *f = is_stdin ? stdin : fopen(name, "r");
+	if (!f)
+		cli_die(prog, EXIT_RUNTIME, "%s: %s", name, strerror(errno));
+	char *line = NULL;
+	size_t cap = 0, lineno = 0;
+	ssize_t len;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (len > 0 && strchr(" \t\r\n", line[len - 1]))
+			line[--len] = '\0';
+		char *key = line + strspn(line, " \t");
+		if (!*key || *key == '#')
+			continue;
+		char *sep = key + strcspn(key, " \t");
+		if (!*sep)
+			cli_die(prog, EXIT_RUNTIME, "%s: line %zu: no path after the key '%s'", shown, lineno, key);
+		*sep++ = '\0';
+		add_job(j, key, sep + strspn(sep, " \t"));
+	}
+	if (ferror(f))
+		cli_die(prog, EXIT_RUNTIME, "%s: %s", shown, strerror(errno));
+	free(line);
+	if (!is_stdin)
+		fclose(f);
+}
+
+/* Duplicate keys are refused, and --keys narrows the list, before any decoding. */
+static void select_jobs(jobs *j, const char *keys_file, bool missing_ok)
+{
+	char err[ST_ERRLEN];
+	keyset *seen = keyset_new();
+	if (!seen)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (size_t i = 0; i < j->n; i++) {
+		int r = keyset_add(seen, j->v[i].key);
+		if (r < 0)
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		if (r == 0)
+			cli_die(prog, EXIT_RUNTIME, "%s: duplicate key '%s'", j->v[i].path, j->v[i].key);
+	}
+	keyset_free(seen);
+	if (!keys_file)
+		return;
+	keyset *keys = keyset_load(keys_file, err, sizeof err);
+	if (!keys)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	size_t kept = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		if (keyset_mark(keys, j->v[i].key)) {
+			j->v[kept++] = j->v[i];
+		} else {
+			free(j->v[i].key);
+			free(j->v[i].path);
+		}
+	}
+	j->n = kept;
+	size_t missing = keyset_unmarked(keys, err, sizeof err);
+	if (missing && !missing_ok)
+		cli_die(prog, EXIT_RUNTIME, "%s: %zu listed keys are not among the inputs (%s)", keys_file, missing, err);
+	if (missing)
+		cli_warn(prog, "%s: %zu listed keys are not among the inputs", keys_file, missing);
+	keyset_free(keys);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"list", required_argument, 0, 'l'},   {"keys", required_argument, 0, 'k'},
+		{"missing-ok", no_argument, 0, 'M'},   {"rate", required_argument, 0, 'r'},
+		{"output", required_argument, 0, 'o'}, {"skip-bad", no_argument, 0, 'S'},
+		{"progress", no_argument, 0, 'P'},     {"verbose", no_argument, 0, 'v'},
+		{"max-record", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
+	};
+	const char *list = NULL, *keys_file = NULL, *output = NULL;
+	bool missing_ok = false, skip_bad = false, progress = false, verbose = false;
+	long rate = 16000;
+	size_t max_record = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "l:k:r:o:v", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': list = optarg; break;
+		case 'k': keys_file = optarg; break;
+		case 'M': missing_ok = true; break;
+		case 'r':
+			if (!cli_parse_long(optarg, 1000, 768000, &rate))
+				cli_usage_error(prog, "--rate: '%s' is not a sample rate from 1000 to 768000 Hz", optarg);
+			break;
+		case 'o': output = optarg; break;
+		case 'S': skip_bad = true; break;
+		case 'P': progress = true; break;
+		case 'v': verbose = true; break;
+		case 'R':
+			if (!cli_parse_size(optarg, &max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case 'h': cli_help(usage);
+		case 'V': cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (list && optind < argc)
+		cli_usage_error(prog, "give audio files or --list, not both");
+	if (!list && optind == argc)
+		cli_usage_error(prog, "no audio files given");
+	cli_stdout_init();
+	char err[ST_ERRLEN];
+	if (!max_record && st_max_record_env(&max_record, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+
+	jobs j = {0};
+	if (list)
+		read_list(list, &j);
+	else
+		for (int i = optind; i < argc; i++)
+			add_file(&j, argv[i]);
+	select_jobs(&j, keys_file, missing_ok);
+
+	if (audio_init(verbose, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv *header = st_header_new(prog, argc, argv);
+	sv *params = header ? st_header_params(header) : NULL;
+	if (!params || sv_set(params, "sample_rate", sv_int(rate)) || sv_set(params, "tensor", sv_str("wave")))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	st_writer *w = st_writer_open(output, header, err);
+	if (!w)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	cli_progress pr;
+	cli_progress_init(&pr, prog, progress);
+	size_t skipped = 0;
+	for (size_t i = 0; i < j.n; i++) {
+		const job *x = &j.v[i];
+		/* the record holds the samples plus the key, the path and a few hundred bytes of framing */
+		size_t overhead = 512 + strlen(x->key) + strlen(x->path);
+		size_t max_samples = max_record > overhead ? (max_record - overhead) / sizeof(float) : 1;
+		audio_wave wave;
+		if (audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
+			if (!skip_bad) {
+				st_writer_abort(w);
+				cli_die(prog, EXIT_RUNTIME, "%s", err);
+			}
+			cli_warn(prog, "%s (skipped)", err);
+			skipped++;
+			continue;
+		}
+		if (wave.clipped)
+			cli_warn(prog, "%s: %llu samples clipped while mixing or resampling (as sox clips them)", x->path,
+			         (unsigned long long)wave.clipped);
+		st_item_clear(&it);
+		int64_t shape[1] = {(int64_t)wave.n};
+		if (st_item_set_key(&it, x->key) || !st_item_take_tensor(&it, "wave", ST_F32, 1, shape, wave.samples) ||
+		    st_item_set_field(&it, "source", sv_str(x->path)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		if (st_writer_put(w, &it)) {
+			snprintf(err, sizeof err, "%s", st_writer_error(w));
+			st_writer_abort(w);
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		}
+		cli_progress_update(&pr, i + 1, j.n, "files");
+	}
+	cli_progress_done(&pr, j.n, "files");
+	if (st_writer_close(w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (skipped)
+		cli_warn(prog, "skipped %zu of %zu files that could not be decoded", skipped, j.n);
+	st_item_free(&it);
+	sv_free(header);
+	for (size_t i = 0; i < j.n; i++) {
+		free(j.v[i].key);
+		free(j.v[i].path);
+	}
+	free(j.v);
+	audio_quit();
+	cli_close_stdout(prog);
+	return 0;
+}

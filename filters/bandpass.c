@@ -1,0 +1,248 @@
+/* bandpass - Butterworth band-pass filter for waveform streams (the paper's corruption). */
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "iir.h"
+#include "stream.h"
+
+static const char *prog = "bandpass";
+
+static const char usage[] =
+	"Usage: bandpass [OPTION]... --width HZ [STREAM]\n"
+	"       bandpass [OPTION]... --low HZ --high HZ [STREAM]\n"
+	"Band-pass filter the 'wave' tensor (float32) of every item of a sertools\n"
+	"stream (stdin when none or '-') with a digital Butterworth filter designed\n"
+	"as scipy.signal.butter(order, [low, high], 'bandpass', fs=sample_rate,\n"
+	"output='sos') and run as cascaded second-order sections (scipy's sosfilt).\n"
+	"The sample rate is the stream header's sample_rate.\n"
+	"\n"
+	"  -c, --center HZ      band centre (default 500); low = centre - width/2,\n"
+	"  -w, --width HZ       high = centre + width/2\n"
+	"  -l, --low HZ         lower -3 dB edge (instead of --center/--width)\n"
+	"  -H, --high HZ        upper -3 dB edge\n"
+	"  -n, --order N        Butterworth order, that many sections (default 4)\n"
+	"  -z, --zero-phase     filter forward and backward (scipy's sosfiltfilt);\n"
+	"                       items must be longer than 3 (2 order + 1) samples\n"
+	"  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
+	"      --progress       report progress on stderr even when it is not a tty\n"
+	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
+	"                       or $SERTOOLS_MAX_RECORD)\n"
+	"      --help           show this help\n"
+	"      --version        show the version\n"
+	"\n"
+	"Edges must satisfy 0 < low < high < sample_rate / 2.  Other tensors and the\n"
+	"item fields pass through; items with no samples pass through unchanged\n"
+	"(an error with --zero-phase).\n"
+	"\n"
+	"Examples:\n"
+	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
+	"  bandpass --low 300 --high 3400 --zero-phase clean.msgpack -o phone.msgpack\n";
+
+/* The filter, shaped like a SoX effect: options, then start (once the
+ * input header is known), flow (per item) and stop.  Items are filtered
+ * independently, so there is nothing to drain. */
+typedef struct {
+	double center, width, low, high;
+	bool by_width;          /* band given as --center/--width */
+	long order;
+	bool zero_phase;
+	double rate;
+	size_t padlen;          /* --zero-phase's odd extension at each end */
+	iir_sos *filter;
+} bandpass;
+
+/* Designs the filter for the stream's rate and sets the output header's params. */
+static void bp_start(bandpass *bp, const st_reader *r, sv *header)
+{
+	const sv *params = st_reader_params(r);
+	const char *name = st_reader_name(r);
+	const char *tensor = sv_get_str(params, "tensor");
+	if (tensor && strcmp(tensor, "wave") != 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: header: the stream holds '%s' items; bandpass filters waveforms ('wave')",
+		        name, tensor);
+	if (!sv_get_num(params, "sample_rate", &bp->rate) || !(bp->rate > 0) || !isfinite(bp->rate))
+		cli_die(prog, EXIT_RUNTIME, "%s: header: no valid sample_rate param; bandpass needs the waveforms' sample rate",
+		        name);
+	if (!(bp->high < bp->rate / 2))
+		cli_usage_error(prog, "band %g to %g Hz: the high edge must be below the Nyquist frequency, %g Hz at the stream's sample_rate %g",
+		                bp->low, bp->high, bp->rate / 2, bp->rate);
+	double sos[6 * IIR_MAX_ORDER];
+	char err[256];
+	if (iir_butter_bandpass((int)bp->order, bp->low, bp->high, bp->rate, sos, err, sizeof err))
+		cli_usage_error(prog, "%s", err);
+	bp->padlen = iir_sos_padlen(sos, (int)bp->order);
+	if (!(bp->filter = iir_sos_new(sos, (int)bp->order)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+
+	sv *out = st_header_params(header), *p = sv_map();
+	int rc = !p || sv_set(p, "low", sv_float(bp->low)) || sv_set(p, "high", sv_float(bp->high)) ||
+	         sv_set(p, "order", sv_int(bp->order)) || sv_set(p, "zero_phase", sv_bool(bp->zero_phase));
+	if (!rc && bp->by_width)
+		rc = sv_set(p, "center", sv_float(bp->center)) || sv_set(p, "width", sv_float(bp->width));
+	/* a stream filtered twice keeps the record of the first filter */
+	const sv *earlier = sv_get(params, "bandpass");
+	if (!rc && earlier)
+		rc = sv_set(p, "previous", sv_copy(earlier));
+	if (rc || sv_set(out, "bandpass", p) || sv_set(out, "tensor", sv_str("wave")))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+}
+
+/* Filters one item's wave in place.  NULL, or what is wrong with the item. */
+static const char *bp_flow(bandpass *bp, st_item *it, char *why, size_t len)
+{
+	st_tensor *t = st_item_tensor(it, "wave");
+	if (!t)
+		return "no 'wave' tensor";
+	if (t->dtype != ST_F32) {
+		snprintf(why, len, "tensor 'wave' is %s; bandpass takes float32 (<f4)", st_dtype_str(t->dtype));
+		return why;
+	}
+	if (t->ndim != 1) {
+		snprintf(why, len, "tensor 'wave' has %d dimensions; bandpass takes one (samples,)", t->ndim);
+		return why;
+	}
+	size_t n = (size_t)t->shape[0];
+	float *x = t->data;
+	if (!bp->zero_phase) {
+		iir_sos_reset(bp->filter);
+		iir_sos_run_f32(bp->filter, x, x, n);
+		return NULL;
+	}
+	int rc = iir_sos_filtfilt_f32(bp->filter, x, x, n);
+	if (rc == -1)
+		return "out of memory";
+	if (rc == -2) {
+		snprintf(why, len, "%zu samples, too short for --zero-phase (it needs more than %zu)", n, bp->padlen);
+		return why;
+	}
+	return NULL;
+}
+
+static void bp_stop(bandpass *bp)
+{
+	iir_sos_free(bp->filter);
+	bp->filter = NULL;
+}
+
+static double parse_hz(const char *opt, const char *s)
+{
+	double v;
+	if (!cli_parse_double(s, -1e12, 1e12, &v))
+		cli_usage_error(prog, "%s: '%s' is not a frequency in Hz", opt, s);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_PROGRESS = 256, OPT_MAX_RECORD, OPT_HELP, OPT_VERSION };
+	static const struct option opts[] = {
+		{"center", required_argument, 0, 'c'},  {"width", required_argument, 0, 'w'},
+		{"low", required_argument, 0, 'l'},     {"high", required_argument, 0, 'H'},
+		{"order", required_argument, 0, 'n'},   {"zero-phase", no_argument, 0, 'z'},
+		{"output", required_argument, 0, 'o'},  {"progress", no_argument, 0, OPT_PROGRESS},
+		{"max-record", required_argument, 0, OPT_MAX_RECORD},
+		{"help", no_argument, 0, OPT_HELP},     {"version", no_argument, 0, OPT_VERSION},
+		{0, 0, 0, 0},
+	};
+	bandpass bp = {.center = 500, .order = 4};
+	bool have_center = false, have_width = false, have_low = false, have_high = false, progress = false;
+	const char *output = NULL;
+	size_t max_record = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:w:l:H:n:zo:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': bp.center = parse_hz("--center", optarg); have_center = true; break;
+		case 'w': bp.width = parse_hz("--width", optarg); have_width = true; break;
+		case 'l': bp.low = parse_hz("--low", optarg); have_low = true; break;
+		case 'H': bp.high = parse_hz("--high", optarg); have_high = true; break;
+		case 'n':
+			if (!cli_parse_long(optarg, 1, IIR_MAX_ORDER, &bp.order))
+				cli_usage_error(prog, "--order: '%s' is not an order from 1 to %d", optarg, IIR_MAX_ORDER);
+			break;
+		case 'z': bp.zero_phase = true; break;
+		case 'o': output = optarg; break;
+		case OPT_PROGRESS: progress = true; break;
+		case OPT_MAX_RECORD:
+			if (!cli_parse_size(optarg, &max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case OPT_HELP: cli_help(usage);
+		case OPT_VERSION: cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if ((have_low || have_high) && (have_center || have_width))
+		cli_usage_error(prog, "give the band either as --center/--width or as --low/--high, not both");
+	if (have_low != have_high)
+		cli_usage_error(prog, "--low and --high go together");
+	if (have_center && !have_width)
+		cli_usage_error(prog, "--center needs --width");
+	if (!have_low && !have_width)
+		cli_usage_error(prog, "no band given: use --width HZ (centred on --center, default 500 Hz) or --low HZ --high HZ");
+	if (have_width) {
+		bp.by_width = true;
+		bp.low = bp.center - bp.width / 2;
+		bp.high = bp.center + bp.width / 2;
+		if (!(bp.width > 0 && bp.low > 0))
+			cli_usage_error(prog, "--center %g --width %g gives the band %g to %g Hz; edges must satisfy 0 < low < high < Nyquist",
+			                bp.center, bp.width, bp.low, bp.high);
+	} else if (!(bp.low > 0 && bp.low < bp.high)) {
+		cli_usage_error(prog, "band %g to %g Hz: edges must satisfy 0 < low < high < Nyquist", bp.low, bp.high);
+	}
+	if (argc - optind > 1)
+		cli_usage_error(prog, "one input stream at most (join several with stream-cat)");
+	const char *input = optind < argc ? argv[optind] : "-";
+	cli_stdout_init();
+
+	char err[ST_ERRLEN];
+	st_reader *r = st_reader_open(input, max_record, ST_READ_FINITE, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv *header = st_header_derive(st_reader_header(r), prog, argc, argv);
+	if (!header)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	bp_start(&bp, r, header);
+	st_writer *w = st_writer_open(output, header, err);
+	if (!w)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+
+	cli_progress pr;
+	cli_progress_init(&pr, prog, progress);
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	int rc;
+	char why[256];
+	while ((rc = st_reader_next(r, &it)) == ST_OK) {
+		const char *bad = bp_flow(&bp, &it, why, sizeof why);
+		if (bad) {
+			st_writer_abort(w);
+			cli_die(prog, EXIT_RUNTIME, "%s: item %llu (%s): %s", st_reader_name(r),
+			        (unsigned long long)st_reader_items(r), it.key, bad);
+		}
+		if (st_writer_put(w, &it)) {
+			snprintf(err, sizeof err, "%s", st_writer_error(w));
+			st_writer_abort(w);
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		}
+		cli_progress_update(&pr, st_reader_items(r), 0, "items");
+	}
+	if (rc != ST_END) {
+		st_writer_abort(w);
+		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+	}
+	cli_progress_done(&pr, st_reader_items(r), "items");
+	if (st_writer_close(w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	st_item_free(&it);
+	st_reader_close(r);
+	sv_free(header);
+	bp_stop(&bp);
+	cli_close_stdout(prog);
+	return 0;
+}

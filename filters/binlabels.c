@@ -1,0 +1,768 @@
+/* binlabels - labels from an MSP-Podcast-style CSV onto stream items; key lists; label statistics. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "cli.h"
+#include "labels.h"
+#include "stream.h"
+
+static const char *prog = "binlabels";
+
+static const char usage[] =
+	"Usage: binlabels (-c DIR | --csv FILE) -t TASK [OPTION]... [STREAM]\n"
+	"       binlabels (-c DIR | --csv FILE) --keys-only [-s SPLITS] [--audio-dir DIR]\n"
+	"       binlabels (-c DIR | --csv FILE) --stats [-s SPLITS] [--json]\n"
+	"Attach class labels from an MSP-Podcast-style CSV to the items of a stream\n"
+	"(stdin when STREAM is absent or '-'), keeping the items of the chosen splits;\n"
+	"or list the keys of splits; or print the label statistics.\n"
+	"\n"
+	"Label file:\n"
+	"  -c, --corpus DIR        DIR/Labels/labels_consensus.csv, or the v1.x spelling\n"
+	"                          DIR/Labels/labels_concensus.csv\n"
+	"      --csv FILE          any CSV with a header row\n"
+	"  -k, --key COLUMN        key column (default FileName); a key is the cell's\n"
+	"                          base name without extension: Audios/a_1.wav -> a_1\n"
+	"      --key-verbatim      use the key cell as it is\n"
+	"      --split-column NAME   split column (default Split_Set, when present)\n"
+	"      --speaker-column NAME speaker column (default SpkrID, when present)\n"
+	"Task:\n"
+	"  -t, --task TASK         arousal, valence, dominance (EmoAct, EmoVal, EmoDom,\n"
+	"                          binned), category (EmoClass), speaker, column:NAME\n"
+	"      --edges A,B         rating <= A: low, >= B: high, else mid (default 3,5)\n"
+	"      --range LO,HI       ratings accepted (default 1,7)\n"
+	"      --categorical       column:NAME: the classes are the column's values\n"
+	"      --category-drop L   EmoClass codes to leave out (default X; '' keeps all)\n"
+	"Selection:\n"
+	"  -s, --split LIST        only rows of these splits (comma list, e.g.\n"
+	"                          Train,Validation)\n"
+	"      --drop-unlabelled   drop items that have no label, with a count on stderr;\n"
+	"                          without it they are an error and nothing is written\n"
+	"Modes and output:\n"
+	"  -o, --output FILE       write to FILE atomically (default stdout)\n"
+	"      --keys-only         print the keys of the selected rows, one a line\n"
+	"      --audio-dir DIR     ...as 'key DIR/FILE' lines (FILE: the key cell)\n"
+	"      --stats             per split: class counts and percentages of arousal,\n"
+	"                          valence, dominance, and Pearson's r between them (TSV)\n"
+	"  -j, --json              --stats as JSON\n"
+	"  -v, --verbose           print what was kept and filtered on stderr\n"
+	"      --progress          show progress on stderr even when it is not a terminal\n"
+	"      --max-record N      stream record size limit (K/M/G suffix; default 256M)\n"
+	"      --help              show this help\n"
+	"      --version           show the version\n"
+	"\n"
+	"Binning: low [1, A], mid (A, B), high [B, 7], ratings compared as parsed\n"
+	"doubles; with the defaults 3.0 is low and 5.0 is high.\n"
+	"\n"
+	"Examples:\n"
+	"  binlabels --corpus msp --task arousal --split Train < feats > train.msgpack\n"
+	"  binlabels -c msp --keys-only -s Validation --audio-dir msp/Audios > dev.scp\n"
+	"  binlabels --corpus msp --stats --split Train\n";
+
+/* The paper's numbers for MSP-Podcast v1.7 Train, printed beside --stats. */
+static const double paper_arousal_pct[3] = {9, 67, 24};
+static const double paper_r_av = 0.2412, paper_r_ad = 0.7953;
+
+typedef struct {
+	const char *corpus, *csv, *task, *splits, *audio_dir, *output, *input;
+	labels_source src;
+	labels_task_spec spec;
+	bool drop_unlabelled, keys_only, stats, json, verbose, progress;
+	size_t max_record;
+	char *label_path;
+} options;
+
+/* ---- the join: one item at a time ---- */
+
+enum { ITEM_PASS, ITEM_OTHER_SPLIT, ITEM_DROPPED, ITEM_NO_ROW, ITEM_NO_VALUE };
+
+typedef struct {
+	const labels *lb;
+	const labels_task *task;
+	const bool *split_use;   /* per split; NULL keeps all */
+	uint64_t read, outcome[5];
+	uint64_t *class_counts;
+	bool *row_seen;
+	char missing[400];       /* the first few unlabelled keys */
+	unsigned noted;
+} join_state;
+
+static void join_start(join_state *s, const labels *lb, const labels_task *task, const bool *split_use)
+{
+	memset(s, 0, sizeof *s);
+	s->lb = lb;
+	s->task = task;
+	s->split_use = split_use;
+	s->class_counts = calloc(labels_task_nclasses(task) + 1, sizeof *s->class_counts);
+	s->row_seen = calloc(labels_rows(lb) + 1, sizeof *s->row_seen);
+	if (!s->class_counts || !s->row_seen)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+}
+
+static void note_missing(join_state *s, const char *key)
+{
+	size_t n = strlen(s->missing);
+	if (s->noted < 5)
+		snprintf(s->missing + n, sizeof s->missing - n, "%s%s", n ? ", " : "", key);
+	else if (s->noted == 5)
+		snprintf(s->missing + n, sizeof s->missing - n, ", ...");
+	s->noted++;
+}
+
+static void need(int rc)
+{
+	if (rc)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+}
+
+static void set_field(st_item *it, const char *name, sv *v)
+{
+	need(st_item_set_field(it, name, v));
+}
+
+/* Decides one item's fate; with attach, a passing item gets its fields. */
+static int join_flow(join_state *s, st_item *it, bool attach)
+{
+	s->read++;
+	ptrdiff_t row = labels_find(s->lb, it->key);
+	int outcome, cls = LABELS_NONE;
+	if (row < 0) {
+		outcome = ITEM_NO_ROW;
+	} else {
+		s->row_seen[row] = true;
+		cls = labels_task_label(s->task, (size_t)row);
+		int split = labels_row_split(s->lb, (size_t)row);
+		outcome = s->split_use && !s->split_use[split] ? ITEM_OTHER_SPLIT
+		          : cls == LABELS_DROPPED             ? ITEM_DROPPED
+		          : cls == LABELS_NONE                ? ITEM_NO_VALUE
+		                                              : ITEM_PASS;
+	}
+	s->outcome[outcome]++;
+	if (outcome == ITEM_NO_ROW || outcome == ITEM_NO_VALUE)
+		note_missing(s, it->key);
+	if (outcome != ITEM_PASS)
+		return outcome;
+	s->class_counts[cls]++;
+	if (!attach)
+		return outcome;
+	size_t r = (size_t)row;
+	set_field(it, "label", sv_int(cls));
+	set_field(it, "class", sv_str(labels_task_class(s->task, (size_t)cls)));
+	if (labels_task_binned(s->task))
+		set_field(it, "value", sv_float(labels_task_value(s->task, r)));
+	else
+		sv_unset(it->fields, "value");
+	if (labels_has_splits(s->lb))
+		set_field(it, "split", sv_str(labels_split_name(s->lb, (size_t)labels_row_split(s->lb, r))));
+	else
+		sv_unset(it->fields, "split");
+	const char *speaker = labels_speaker(s->lb, r);
+	if (speaker)
+		set_field(it, "speaker", sv_str(speaker));
+	else
+		sv_unset(it->fields, "speaker");
+	return outcome;
+}
+
+/* After the first pass: unlabelled items are an error unless dropped. */
+static void join_drain(join_state *s, const options *o, const char *input, void (*undo)(void *), void *undo_arg)
+{
+	uint64_t no_row = s->outcome[ITEM_NO_ROW], no_value = s->outcome[ITEM_NO_VALUE];
+	if (!no_row && !no_value)
+		return;
+	char what[300];
+	snprintf(what, sizeof what, "%llu with no row in %s, %llu with no value in column %s", (unsigned long long)no_row,
+	         labels_path(s->lb), (unsigned long long)no_value, labels_task_column(s->task));
+	if (!o->drop_unlabelled) {
+		if (undo)
+			undo(undo_arg);
+		cli_die(prog, EXIT_RUNTIME,
+		        "%s: %llu items have no %s label (%s): %s; nothing written (--drop-unlabelled drops them)", input,
+		        (unsigned long long)(no_row + no_value), labels_task_name(s->task), what, s->missing);
+	}
+	cli_warn(prog, "%s: dropped %llu items that have no %s label (%s): %s", input,
+	         (unsigned long long)(no_row + no_value), labels_task_name(s->task), what, s->missing);
+}
+
+static void join_report(const join_state *s, const char *input)
+{
+	uint64_t unused = 0;
+	for (size_t row = 0; row < labels_rows(s->lb); row++) {
+		int split = labels_row_split(s->lb, row);
+		if (!s->row_seen[row] && (!s->split_use || s->split_use[split]) &&
+		    labels_task_label(s->task, row) >= 0)
+			unused++;
+	}
+	fprintf(stderr,
+	        "%s: %s: %llu items read, %llu labelled and written, %llu in other splits, %llu of dropped "
+	        "categories, %llu with no row, %llu with no value; %llu label rows of the selected splits had no item\n",
+	        prog, input, (unsigned long long)s->read, (unsigned long long)s->outcome[ITEM_PASS],
+	        (unsigned long long)s->outcome[ITEM_OTHER_SPLIT], (unsigned long long)s->outcome[ITEM_DROPPED],
+	        (unsigned long long)s->outcome[ITEM_NO_ROW], (unsigned long long)s->outcome[ITEM_NO_VALUE],
+	        (unsigned long long)unused);
+	fprintf(stderr, "%s: class counts:", prog);
+	for (size_t c = 0; c < labels_task_nclasses(s->task); c++)
+		fprintf(stderr, " %s %llu", labels_task_class(s->task, c), (unsigned long long)s->class_counts[c]);
+	fputc('\n', stderr);
+}
+
+static void join_stop(join_state *s)
+{
+	free(s->class_counts);
+	free(s->row_seen);
+}
+
+/* ---- filter mode ---- */
+
+static sv *output_header(const sv *in, const labels_task *task, const options *o, const uint64_t *counts, int argc,
+                         char **argv)
+{
+	sv *h = st_header_derive(in, prog, argc, argv);
+	need(!h);
+	sv *params = st_header_params(h), *classes = sv_array(), *src = sv_map(), *cc = sv_array();
+	need(!params || !classes || !src || !cc);
+	for (size_t c = 0; c < labels_task_nclasses(task); c++) {
+		need(sv_push(classes, sv_str(labels_task_class(task, c))));
+		need(sv_push(cc, sv_int((int64_t)counts[c])));
+	}
+	need(sv_set(src, "file", sv_str(o->label_path)));
+	need(sv_set(src, "key", sv_str(o->src.key_column)));
+	need(sv_set(src, "column", sv_str(labels_task_column(task))));
+	if (labels_task_binned(task)) {
+		sv *edges = sv_array(), *range = sv_array();
+		need(!edges || !range);
+		for (int i = 0; i < 2; i++) {
+			need(sv_push(edges, sv_float(o->spec.edges[i])));
+			need(sv_push(range, sv_float(o->spec.range[i])));
+		}
+		need(sv_set(src, "edges", edges));
+		need(sv_set(src, "range", range));
+	} else if (o->spec.kind == LABELS_CATEGORY) {
+		need(sv_set(src, "drop", sv_str(o->spec.category_drop)));
+	}
+	need(sv_set(params, "task", sv_str(labels_task_name(task))));
+	need(sv_set(params, "classes", classes));
+	need(sv_set(params, "label_source", src));
+	if (!sv_get(h, "stats"))
+		need(sv_set(h, "stats", sv_map()));
+	need(sv_set(sv_get(h, "stats"), "class_counts", cc));
+	return h;
+}
+
+typedef struct {
+	st_writer *w;
+	char *path;
+} spool;
+
+static void spool_discard(void *arg)
+{
+	spool *sp = arg;
+	if (sp->w)
+		st_writer_abort(sp->w);
+	sp->w = NULL;
+	if (sp->path)
+		unlink(sp->path);
+}
+
+/* Pass 2 can read the input again when it is a regular file. */
+static bool rereadable(const char *input, off_t *start)
+{
+	struct stat st;
+	if (strcmp(input, "-") != 0)
+		return stat(input, &st) == 0 && S_ISREG(st.st_mode);
+	if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	*start = lseek(0, 0, SEEK_CUR);
+	return *start >= 0;
+}
+
+static void run_filter(const options *o, const labels *lb, const labels_task *task, const bool *split_use, int argc,
+                       char **argv)
+{
+	char err[ST_ERRLEN];
+	cli_progress progress;
+	off_t start = 0;
+	bool reread = rereadable(o->input, &start);
+	join_state js;
+	join_start(&js, lb, task, split_use);
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+
+	/* Pass 1: the class counts go into the header and unlabelled items stop
+	 * the run before anything is written.  A pipe is spooled meanwhile. */
+	st_reader *r = st_reader_open(o->input, o->max_record, 0, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	char *input_name = strdup(st_reader_name(r));
+	if (!input_name)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	spool sp = {0};
+	if (!reread) {
+		const char *dir = getenv("TMPDIR");
+		if (!dir || !*dir)
+			dir = "/tmp";
+		if (!(sp.path = malloc(strlen(dir) + 32)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		sprintf(sp.path, "%s/binlabels-spool.XXXXXX", dir);
+		int fd = mkstemp(sp.path);
+		if (fd < 0)
+			cli_die(prog, EXIT_RUNTIME, "%s: %s (the spool for a piped input; set TMPDIR)", sp.path,
+			        strerror(errno));
+		close(fd);
+		if (!(sp.w = st_writer_open(sp.path, st_reader_header(r), err))) {
+			unlink(sp.path);
+			cli_die(prog, EXIT_RUNTIME, "spool: %s", err);
+		}
+	}
+	cli_progress_init(&progress, prog, o->progress);
+	int rc;
+	while ((rc = st_reader_next(r, &it)) == ST_OK) {
+		if (join_flow(&js, &it, !reread) == ITEM_PASS && sp.w && st_writer_put(sp.w, &it)) {
+			snprintf(err, sizeof err, "spool: %s", st_writer_error(sp.w));
+			spool_discard(&sp);
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		}
+		cli_progress_update(&progress, js.read, 0, "items read");
+	}
+	if (rc != ST_END) {
+		snprintf(err, sizeof err, "%s", st_reader_error(r));
+		spool_discard(&sp);
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	}
+	sv *header = output_header(st_reader_header(r), task, o, js.class_counts, argc, argv);
+	st_reader_close(r);
+	join_drain(&js, o, input_name, spool_discard, &sp);
+	if (sp.w) {
+		int crc = st_writer_close(sp.w, err);
+		sp.w = NULL;
+		if (crc) {
+			spool_discard(&sp);
+			cli_die(prog, EXIT_RUNTIME, "spool: %s", err);
+		}
+	}
+
+	/* Pass 2 */
+	if (reread) {
+		if (strcmp(o->input, "-") == 0 && lseek(0, start, SEEK_SET) != start)
+			cli_die(prog, EXIT_RUNTIME, "stdin: cannot seek back for the second pass: %s", strerror(errno));
+		r = st_reader_open(o->input, o->max_record, 0, err);
+	} else {
+		r = st_reader_open(sp.path, o->max_record, 0, err);
+		unlink(sp.path);
+	}
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	st_writer *w = st_writer_open(o->output, header, err);
+	if (!w)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	join_state again;
+	join_start(&again, lb, task, split_use);
+	while ((rc = st_reader_next(r, &it)) == ST_OK) {
+		if (reread && join_flow(&again, &it, true) != ITEM_PASS)
+			continue;
+		if (st_writer_put(w, &it)) {
+			snprintf(err, sizeof err, "%s", st_writer_error(w));
+			st_writer_abort(w);
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		}
+		cli_progress_update(&progress, st_writer_items(w), js.outcome[ITEM_PASS], "items written");
+	}
+	bool changed = reread && (again.read != js.read ||
+	                          memcmp(again.outcome, js.outcome, sizeof js.outcome) != 0 ||
+	                          memcmp(again.class_counts, js.class_counts,
+	                                 labels_task_nclasses(task) * sizeof *js.class_counts) != 0);
+	if (rc != ST_END || changed) {
+		snprintf(err, sizeof err, "%s", rc != ST_END ? st_reader_error(r) : "");
+		st_writer_abort(w);
+		if (rc != ST_END)
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		cli_die(prog, EXIT_RUNTIME, "%s: the input changed between the two passes over it; nothing written",
+		        input_name);
+	}
+	st_reader_close(r);
+	if (st_writer_close(w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	cli_progress_done(&progress, js.outcome[ITEM_PASS], "items written");
+	if (o->verbose)
+		join_report(&js, input_name);
+	join_stop(&again);
+	join_stop(&js);
+	st_item_free(&it);
+	sv_free(header);
+	free(sp.path);
+	free(input_name);
+}
+
+/* ---- text modes ---- */
+
+static FILE *text_open(const options *o, atomic_file *af)
+{
+	char err[512];
+	if (!o->output || strcmp(o->output, "-") == 0)
+		return stdout;
+	if (atomic_open(af, o->output, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	return af->f;
+}
+
+static void text_close(const options *o, atomic_file *af, FILE *f)
+{
+	char err[512];
+	if (f == stdout)
+		return;
+	if (ferror(f)) {
+		atomic_abort(af);
+		cli_die(prog, EXIT_RUNTIME, "%s: write error", o->output);
+	}
+	if (atomic_commit(af, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+}
+
+static void run_keys(const options *o, const labels *lb, const labels_task *task, const bool *split_use)
+{
+	atomic_file af = {0};
+	FILE *f = text_open(o, &af);
+	for (size_t row = 0; row < labels_rows(lb); row++) {
+		if (split_use && !split_use[labels_row_split(lb, row)])
+			continue;
+		if (task && labels_task_label(task, row) < 0)
+			continue;
+		const char *key = labels_key(lb, row);
+		if (strpbrk(key, " \t\r\n\v\f")) {
+			if (f != stdout)
+				atomic_abort(&af);
+			cli_die(prog, EXIT_RUNTIME, "%s: key '%s' contains white space, which a key list cannot hold",
+			        labels_path(lb), key);
+		}
+		if (o->audio_dir && strpbrk(labels_key_cell(lb, row), "\r\n")) {
+			if (f != stdout)
+				atomic_abort(&af);
+			cli_die(prog, EXIT_RUNTIME, "%s: file name '%s' contains a line break, which a list cannot hold",
+			        labels_path(lb), labels_key_cell(lb, row));
+		}
+		if (o->audio_dir)
+			fprintf(f, "%s %s/%s\n", key, o->audio_dir, labels_key_cell(lb, row));
+		else
+			fprintf(f, "%s\n", key);
+	}
+	text_close(o, &af, f);
+}
+
+static const char *const dim_names[3] = {"arousal", "valence", "dominance"};
+static const char *const pair_names[3] = {"av", "ad", "vd"};
+
+static void print_num(FILE *f, double v, const char *fmt, bool json)
+{
+	if (isnan(v))
+		fputs(json ? "null" : "nan", f);
+	else
+		fprintf(f, fmt, v);
+}
+
+static double pct(uint64_t count, uint64_t n) { return n ? 100.0 * (double)count / (double)n : NAN; }
+
+static void print_stats_row(FILE *f, const char *split, const labels_dim_stats *s, bool json, bool first)
+{
+	if (json) {
+		fprintf(f, "%s{\"split\":", first ? "" : ",");
+		sv_print_json_string(split, strlen(split), f);
+		fprintf(f, ",\"rows\":%llu", (unsigned long long)s->rows);
+		for (int d = 0; d < 3; d++) {
+			fprintf(f, ",\"%s\":{\"n\":%llu,\"counts\":[%llu,%llu,%llu],\"pct\":[", dim_names[d],
+			        (unsigned long long)s->n[d], (unsigned long long)s->counts[d][0],
+			        (unsigned long long)s->counts[d][1], (unsigned long long)s->counts[d][2]);
+			for (int c = 0; c < 3; c++) {
+				fputs(c ? "," : "", f);
+				print_num(f, pct(s->counts[d][c], s->n[d]), "%.17g", true);
+			}
+			fputs("]}", f);
+		}
+		fputs(",\"r\":{", f);
+		for (int p = 0; p < 3; p++) {
+			fprintf(f, "%s\"%s\":", p ? "," : "", pair_names[p]);
+			print_num(f, s->r[p], "%.17g", true);
+		}
+		fprintf(f, "},\"r_n\":{\"av\":%llu,\"ad\":%llu,\"vd\":%llu}}", (unsigned long long)s->r_n[0],
+		        (unsigned long long)s->r_n[1], (unsigned long long)s->r_n[2]);
+		return;
+	}
+	fprintf(f, "%s\t%llu", split, (unsigned long long)s->rows);
+	for (int d = 0; d < 3; d++) {
+		fprintf(f, "\t%llu\t%llu\t%llu\t%llu", (unsigned long long)s->n[d], (unsigned long long)s->counts[d][0],
+		        (unsigned long long)s->counts[d][1], (unsigned long long)s->counts[d][2]);
+		for (int c = 0; c < 3; c++) {
+			fputc('\t', f);
+			print_num(f, pct(s->counts[d][c], s->n[d]), "%.2f", false);
+		}
+	}
+	for (int p = 0; p < 3; p++) {
+		fputc('\t', f);
+		print_num(f, s->r[p], "%.10f", false);
+	}
+	fputc('\n', f);
+}
+
+static void run_stats(const options *o, const labels *lb, const bool *split_use)
+{
+	labels_task *dims[3];
+	char err[512];
+	for (int d = 0; d < 3; d++) {
+		labels_task_spec spec = o->spec;
+		spec.kind = (labels_task_kind)d;
+		spec.categorical = false;
+		if (!(dims[d] = labels_task_new(lb, &spec, err, sizeof err)))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+	}
+	size_t nrows = labels_rows(lb);
+	bool *use = calloc(nrows + 1, sizeof *use);
+	if (!use)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	atomic_file af = {0};
+	FILE *f = text_open(o, &af);
+	if (o->json) {
+		fputs("{\"file\":", f);
+		sv_print_json_string(labels_path(lb), strlen(labels_path(lb)), f);
+		fprintf(f, ",\"edges\":[%.17g,%.17g],\"range\":[%.17g,%.17g],\"classes\":[\"low\",\"mid\",\"high\"],"
+		           "\"splits\":[",
+		        o->spec.edges[0], o->spec.edges[1], o->spec.range[0], o->spec.range[1]);
+	} else {
+		fputs("split\trows", f);
+		for (int d = 0; d < 3; d++)
+			fprintf(f, "\t%1$s_n\t%1$s_low\t%1$s_mid\t%1$s_high\t%1$s_low_pct\t%1$s_mid_pct\t%1$s_high_pct",
+			        dim_names[d]);
+		fputs("\tr_av\tr_ad\tr_vd\n", f);
+	}
+	labels_dim_stats st;
+	bool first = true;
+	for (size_t s = 0; s < labels_nsplits(lb); s++) {
+		if (split_use && !split_use[s])
+			continue;
+		for (size_t row = 0; row < nrows; row++)
+			use[row] = labels_row_split(lb, row) == (int)s;
+		if (labels_dim_stats_compute(lb, (const labels_task *const *)dims, use, &st))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		print_stats_row(f, labels_split_name(lb, s), &st, o->json, first);
+		first = false;
+	}
+	for (size_t row = 0; row < nrows; row++)
+		use[row] = !split_use || split_use[labels_row_split(lb, row)];
+	if (labels_dim_stats_compute(lb, (const labels_task *const *)dims, use, &st))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	print_stats_row(f, "all", &st, o->json, first);
+	if (o->json)
+		fprintf(f, "],\"paper\":{\"corpus\":\"MSP-Podcast v1.7\",\"split\":\"Train\",\"arousal_pct\":[%g,%g,%g],"
+		           "\"r\":{\"av\":%g,\"ad\":%g}}}\n",
+		        paper_arousal_pct[0], paper_arousal_pct[1], paper_arousal_pct[2], paper_r_av, paper_r_ad);
+	else
+		fprintf(f, "# paper (MSP-Podcast v1.7, Train): arousal_low_pct %g arousal_mid_pct %g arousal_high_pct %g "
+		           "r_av %g r_ad %g\n",
+		        paper_arousal_pct[0], paper_arousal_pct[1], paper_arousal_pct[2], paper_r_av, paper_r_ad);
+	text_close(o, &af, f);
+	for (int d = 0; d < 3; d++)
+		labels_task_free(dims[d]);
+	free(use);
+}
+
+/* ---- main ---- */
+
+static void parse_pair(const char *opt, const char *s, double out[2])
+{
+	const char *comma = strchr(s, ',');
+	char first[64];
+	if (!comma || (size_t)(comma - s) >= sizeof first)
+		cli_usage_error(prog, "%s: '%s' is not two numbers A,B", opt, s);
+	memcpy(first, s, (size_t)(comma - s));
+	first[comma - s] = '\0';
+	if (!cli_parse_double(first, -1e300, 1e300, &out[0]) || !cli_parse_double(comma + 1, -1e300, 1e300, &out[1]))
+		cli_usage_error(prog, "%s: '%s' is not two numbers A,B", opt, s);
+}
+
+/* The label file of a corpus directory, in either spelling. */
+static char *corpus_labels(const char *dir)
+{
+	static const char *const names[] = {"labels_consensus.csv", "labels_concensus.csv"};
+	char *paths[2];
+	for (int i = 0; i < 2; i++) {
+		if (!(paths[i] = malloc(strlen(dir) + 40)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		sprintf(paths[i], "%s/Labels/%s", dir, names[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		if (access(paths[i], F_OK) == 0) {
+			free(paths[1 - i]);
+			return paths[i];
+		}
+	cli_die(prog, EXIT_RUNTIME, "%s: no label file: neither %s nor %s exists", dir, paths[0], paths[1]);
+}
+
+/* One flag per split of the file; NULL when no --split. */
+static bool *select_splits(const labels *lb, const char *list)
+{
+	if (!list)
+		return NULL;
+	if (!labels_has_splits(lb))
+		cli_die(prog, EXIT_RUNTIME, "%s: --split needs a split column, and the file has none (--split-column)",
+		        labels_path(lb));
+	bool *use = calloc(labels_nsplits(lb) + 1, sizeof *use);
+	char *copy = strdup(list);
+	if (!use || !copy)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (char *save = NULL, *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		int s = labels_split_find(lb, name);
+		if (s < 0) {
+			char known[400] = "";
+			size_t n = 0;
+			for (size_t i = 0; i < labels_nsplits(lb) && n < sizeof known; i++)
+				n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "",
+				                      labels_split_name(lb, i));
+			cli_die(prog, EXIT_RUNTIME, "%s: no row has %s '%s' (the file's splits: %s)", labels_path(lb),
+			        labels_split_column(lb), name, known);
+		}
+		use[s] = true;
+	}
+	free(copy);
+	return use;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_CSV = 256, O_KEY_VERBATIM, O_SPLIT_COLUMN, O_SPEAKER_COLUMN, O_EDGES, O_RANGE, O_CATEGORICAL,
+		O_CATEGORY_DROP, O_DROP_UNLABELLED, O_KEYS_ONLY, O_AUDIO_DIR, O_STATS, O_PROGRESS, O_MAX_RECORD,
+		O_HELP, O_VERSION,
+	};
+	static const struct option opts[] = {
+		{"corpus", required_argument, 0, 'c'},
+		{"csv", required_argument, 0, O_CSV},
+		{"key", required_argument, 0, 'k'},
+		{"key-verbatim", no_argument, 0, O_KEY_VERBATIM},
+		{"split-column", required_argument, 0, O_SPLIT_COLUMN},
+		{"speaker-column", required_argument, 0, O_SPEAKER_COLUMN},
+		{"task", required_argument, 0, 't'},
+		{"edges", required_argument, 0, O_EDGES},
+		{"range", required_argument, 0, O_RANGE},
+		{"categorical", no_argument, 0, O_CATEGORICAL},
+		{"category-drop", required_argument, 0, O_CATEGORY_DROP},
+		{"split", required_argument, 0, 's'},
+		{"drop-unlabelled", no_argument, 0, O_DROP_UNLABELLED},
+		{"output", required_argument, 0, 'o'},
+		{"keys-only", no_argument, 0, O_KEYS_ONLY},
+		{"audio-dir", required_argument, 0, O_AUDIO_DIR},
+		{"stats", no_argument, 0, O_STATS},
+		{"json", no_argument, 0, 'j'},
+		{"verbose", no_argument, 0, 'v'},
+		{"progress", no_argument, 0, O_PROGRESS},
+		{"max-record", required_argument, 0, O_MAX_RECORD},
+		{"help", no_argument, 0, O_HELP},
+		{"version", no_argument, 0, O_VERSION},
+		{0, 0, 0, 0},
+	};
+	options o = {0};
+	labels_task_spec_init(&o.spec);
+	o.src.key_column = LABELS_MSP_KEY;
+	o.src.split_column = LABELS_MSP_SPLIT;
+	o.src.split_optional = true;
+	o.src.speaker_column = LABELS_MSP_SPEAKER;
+	o.src.speaker_optional = true;
+	bool categorical = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:k:t:s:o:jv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.corpus = optarg; break;
+		case O_CSV: o.csv = optarg; break;
+		case 'k': o.src.key_column = optarg; break;
+		case O_KEY_VERBATIM: o.src.key_verbatim = true; break;
+		case O_SPLIT_COLUMN: o.src.split_column = optarg, o.src.split_optional = false; break;
+		case O_SPEAKER_COLUMN: o.src.speaker_column = optarg, o.src.speaker_optional = false; break;
+		case 't': o.task = optarg; break;
+		case O_EDGES: parse_pair("--edges", optarg, o.spec.edges); break;
+		case O_RANGE: parse_pair("--range", optarg, o.spec.range); break;
+		case O_CATEGORICAL: categorical = true; break;
+		case O_CATEGORY_DROP: o.spec.category_drop = optarg; break;
+		case 's': o.splits = optarg; break;
+		case O_DROP_UNLABELLED: o.drop_unlabelled = true; break;
+		case 'o': o.output = optarg; break;
+		case O_KEYS_ONLY: o.keys_only = true; break;
+		case O_AUDIO_DIR: o.audio_dir = optarg; break;
+		case O_STATS: o.stats = true; break;
+		case 'j': o.json = true; break;
+		case 'v': o.verbose = true; break;
+		case O_PROGRESS: o.progress = true; break;
+		case O_MAX_RECORD:
+			if (!cli_parse_size(optarg, &o.max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case O_HELP: cli_help(usage);
+		case O_VERSION: cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (!o.corpus == !o.csv)
+		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
+	if (o.keys_only && o.stats)
+		cli_usage_error(prog, "--keys-only and --stats are separate modes");
+	bool filter = !o.keys_only && !o.stats;
+	if (filter && !o.task)
+		cli_usage_error(prog, "--task is needed to label a stream (or use --keys-only or --stats)");
+	if (o.stats && o.task)
+		cli_usage_error(prog, "--stats covers arousal, valence and dominance; it takes no --task");
+	if (o.audio_dir && !o.keys_only)
+		cli_usage_error(prog, "--audio-dir goes with --keys-only");
+	if (o.json && !o.stats)
+		cli_usage_error(prog, "--json goes with --stats");
+	if (!filter && (o.drop_unlabelled || o.verbose || o.progress || o.max_record))
+		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
+	if (optind < argc - (filter ? 1 : 0))
+		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
+	o.input = optind < argc ? argv[optind] : "-";
+	if (o.task && labels_task_parse(o.task, &o.spec))
+		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
+		                o.task);
+	o.spec.categorical = categorical;
+	if (categorical && (!o.task || o.spec.kind != LABELS_COLUMN))
+		cli_usage_error(prog, "--categorical goes with a column:NAME task");
+	char err[512];
+	if (labels_task_check(&o.spec, err, sizeof err))
+		cli_usage_error(prog, "%s", err);
+	if (filter && o.csv && strcmp(o.csv, "-") == 0 && strcmp(o.input, "-") == 0)
+		cli_usage_error(prog, "the label file and the stream cannot both be stdin");
+	cli_stdout_init();
+
+	o.src.path = o.corpus ? corpus_labels(o.corpus) : o.csv;
+	labels *lb = labels_load(&o.src, err, sizeof err);
+	if (!lb)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	bool *split_use = select_splits(lb, o.splits);
+	labels_task *task = NULL;
+	if (o.task && !(task = labels_task_new(lb, &o.spec, err, sizeof err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (filter) {
+		/* an absolute path, so that streams labelled from one file in different
+		 * directories still agree on params when joined */
+		o.label_path = strcmp(o.src.path, "-") ? realpath(o.src.path, NULL) : strdup("-");
+		if (!o.label_path)
+			cli_die(prog, EXIT_RUNTIME, "%s: %s", o.src.path, strerror(errno));
+		run_filter(&o, lb, task, split_use, argc, argv);
+	} else if (o.keys_only) {
+		run_keys(&o, lb, task, split_use);
+	} else {
+		run_stats(&o, lb, split_use);
+	}
+	labels_task_free(task);
+	labels_free(lb);
+	free(split_use);
+	free(o.label_path);
+	if (o.corpus)
+		free((char *)o.src.path);
+	cli_close_stdout(prog);
+	return 0;
+}

@@ -1,0 +1,397 @@
+/* melspec - waveform items in, log-Mel spectrogram items out (PANNs Cnn14 front end). */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "cli.h"
+#include "melspec.h"
+#include "stream.h"
+
+static const char *prog = "melspec";
+
+static const char usage[] =
+	"Usage: melspec [OPTION]... [STREAM]\n"
+	"Replace each item's 'wave' tensor (float32, (samples,)) by its log-Mel\n"
+	"spectrogram 'logmel' (float32, (frames, mels)); other tensors and fields pass\n"
+	"through.  Defaults are the 16 kHz front end of PANNs' Cnn14 and equal\n"
+	"torchaudio's MelSpectrogram(16000, n_fft=512, hop_length=160, f_min=50,\n"
+	"f_max=8000, n_mels=64, norm='slaney', mel_scale='slaney', pad_mode='reflect')\n"
+	"followed by AmplitudeToDB(top_db=None).  The sample rate comes from the\n"
+	"stream header; an item of N samples gives 1 + floor(N / hop) frames.\n"
+	"\n"
+	"  -o, --output FILE   write the stream to FILE atomically (default stdout)\n"
+	"  -j, --jobs N        worker threads (default 1); item order is kept\n"
+	"      --mels N        mel bands (default 64)\n"
+	"      --fmin HZ       lowest mel edge (default 50)\n"
+	"      --fmax HZ       highest mel edge, at most half the sample rate (default 8000)\n"
+	"      --nfft N        FFT size in samples (default 512)\n"
+	"      --win N         periodic Hann window length in samples, <= nfft\n"
+	"                      (default: nfft), centred in the FFT frame\n"
+	"      --hop N         frame step in samples (default 160)\n"
+	"      --power P       exponent of the magnitude (default 2: power spectrum)\n"
+	"      --no-db         output the mel spectrogram itself, tensor 'mel'\n"
+	"                      (default: (20/P) log10(max(mel, 1e-10)), tensor 'logmel')\n"
+	"      --pad-short     zero-pad items of nfft/2 samples or fewer to nfft/2 + 1\n"
+	"                      (default: such an item is an error)\n"
+	"      --progress      report progress on stderr even when it is not a terminal\n"
+	"      --max-record N  record size limit in bytes (K/M/G suffix; default 256M,\n"
+	"                      or $SERTOOLS_MAX_RECORD)\n"
+	"      --help          show this help\n"
+	"      --version       show the version\n"
+	"\n"
+	"Examples:\n"
+	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
+	"  melspec -j 2 -o feats.msgpack wave.msgpack\n";
+
+#define MSGLEN (ST_ERRLEN + 256)
+#define PIPE_BYTES (1 << 20) /* Linux's default limit for unprivileged processes */
+
+/* Shared by the workers.  Each worker reads its next item under rlock,
+ * computes it, then writes it when next_write reaches its sequence number,
+ * so the output keeps the input order.  The first error by item order
+ * wins, which makes the message the same for any -j. */
+typedef struct {
+	st_reader *r;
+	st_writer *w;
+	const char *out_name;
+	bool pad_short;
+	pthread_mutex_t rlock;
+	uint64_t next_read;
+	bool eof;
+	pthread_mutex_t wlock;
+	pthread_cond_t turn;
+	uint64_t next_write;
+	atomic_bool stop;
+	bool failed;
+	uint64_t err_seq;
+	char err[MSGLEN];
+	cli_progress progress;
+} shared;
+
+typedef struct {
+	shared *sh;
+	melspec *m;
+	st_item it;
+	float *padded; /* --pad-short copy, min_samples long */
+	pthread_t thread;
+} worker;
+
+static void set_error(shared *sh, uint64_t seq, const char *msg)
+{
+	pthread_mutex_lock(&sh->wlock);
+	if (!sh->failed || seq < sh->err_seq) {
+		sh->failed = true;
+		sh->err_seq = seq;
+		snprintf(sh->err, sizeof sh->err, "%s", msg);
+	}
+	atomic_store(&sh->stop, true);
+	pthread_cond_broadcast(&sh->turn);
+	pthread_mutex_unlock(&sh->wlock);
+}
+
+/* Replaces the item's wave by its spectrogram.  0, or -1 with msg. */
+static int transform(worker *wk, uint64_t seq, char *msg)
+{
+	shared *sh = wk->sh;
+	st_item *it = &wk->it;
+	const melspec_config *c = melspec_get_config(wk->m);
+	char where[ST_ERRLEN];
+	snprintf(where, sizeof where, "%s: item %llu: key '%s'", st_reader_name(sh->r), (unsigned long long)seq + 1,
+	         it->key);
+	const st_tensor *t = st_item_tensor(it, "wave");
+	if (!t) {
+		snprintf(msg, MSGLEN, "%s: no 'wave' tensor", where);
+		return -1;
+	}
+	if (t->dtype != ST_F32 || t->ndim != 1) {
+		snprintf(msg, MSGLEN, "%s: tensor 'wave' is %s with %d dimensions; expected float32 (<f4) of shape (samples,)",
+		         where, st_dtype_str(t->dtype), t->ndim);
+		return -1;
+	}
+	if (st_item_tensor(it, sh->out_name)) {
+		snprintf(msg, MSGLEN, "%s: already has a '%s' tensor", where, sh->out_name);
+		return -1;
+	}
+	size_t n = (size_t)t->shape[0], need = melspec_min_samples(wk->m);
+	const float *x = t->data;
+	if (n == 0) {
+		snprintf(msg, MSGLEN, "%s: empty waveform", where);
+		return -1;
+	}
+	if (n < need) {
+		if (!sh->pad_short) {
+			snprintf(msg, MSGLEN,
+			         "%s: %zu samples is too short: reflect padding by n_fft/2 = %zu needs at least %zu "
+			         "(--pad-short zero-pads)",
+			         where, n, need - 1, need);
+			return -1;
+		}
+		memcpy(wk->padded, x, n * sizeof *x);
+		memset(wk->padded + n, 0, (need - n) * sizeof *x);
+		x = wk->padded;
+		n = need;
+	}
+	size_t frames = melspec_frames(wk->m, n);
+	float *out = sv_aligned_alloc(frames * (size_t)c->n_mels * sizeof *out);
+	if (!out) {
+		snprintf(msg, MSGLEN, "%s: out of memory for %zu frames", where, frames);
+		return -1;
+	}
+	if (melspec_compute(wk->m, x, n, out)) { /* cannot happen: n >= need */
+		free(out);
+		snprintf(msg, MSGLEN, "%s: %zu samples is too short", where, n);
+		return -1;
+	}
+	st_item_remove_tensor(it, "wave");
+	int64_t shape[2] = {(int64_t)frames, c->n_mels};
+	if (!st_item_take_tensor(it, sh->out_name, ST_F32, 2, shape, out)) {
+		free(out);
+		snprintf(msg, MSGLEN, "%s: out of memory", where);
+		return -1;
+	}
+	return 0;
+}
+
+static void *work(void *arg)
+{
+	worker *wk = arg;
+	shared *sh = wk->sh;
+	char msg[MSGLEN];
+	for (;;) {
+		pthread_mutex_lock(&sh->rlock);
+		if (sh->eof || atomic_load(&sh->stop)) {
+			pthread_mutex_unlock(&sh->rlock);
+			break;
+		}
+		uint64_t seq = sh->next_read++;
+		int rc = st_reader_next(sh->r, &wk->it);
+		if (rc != ST_OK) {
+			sh->eof = true;
+			if (rc != ST_END)
+				snprintf(msg, sizeof msg, "%s", st_reader_error(sh->r));
+		}
+		pthread_mutex_unlock(&sh->rlock);
+		if (rc == ST_END)
+			break;
+		if (rc != ST_OK || transform(wk, seq, msg)) {
+			set_error(sh, seq, msg);
+			break;
+		}
+		pthread_mutex_lock(&sh->wlock);
+		while (sh->next_write != seq && !atomic_load(&sh->stop))
+			pthread_cond_wait(&sh->turn, &sh->wlock);
+		if (!atomic_load(&sh->stop)) {
+			if (st_writer_put(sh->w, &wk->it)) {
+				sh->failed = true;
+				sh->err_seq = seq;
+				snprintf(sh->err, sizeof sh->err, "%s", st_writer_error(sh->w));
+				atomic_store(&sh->stop, true);
+			} else {
+				sh->next_write++;
+				cli_progress_update(&sh->progress, sh->next_write, 0, "items");
+			}
+			pthread_cond_broadcast(&sh->turn);
+		}
+		pthread_mutex_unlock(&sh->wlock);
+		st_item_clear(&wk->it);
+	}
+	return NULL;
+}
+
+static sv *melspec_params(const melspec_config *c)
+{
+	sv *p = sv_map();
+	if (!p || sv_set(p, "sample_rate", sv_int(c->sample_rate)) || sv_set(p, "n_fft", sv_int(c->n_fft)) ||
+	    sv_set(p, "win_length", sv_int(c->win_length)) || sv_set(p, "hop_length", sv_int(c->hop_length)) ||
+	    sv_set(p, "n_mels", sv_int(c->n_mels)) || sv_set(p, "f_min", sv_float(c->f_min)) ||
+	    sv_set(p, "f_max", sv_float(c->f_max)) || sv_set(p, "window", sv_str("hann-periodic")) ||
+	    sv_set(p, "center", sv_bool(true)) || sv_set(p, "pad_mode", sv_str("reflect")) ||
+	    sv_set(p, "power", sv_float(c->power)) || sv_set(p, "mel_scale", sv_str("slaney")) ||
+	    sv_set(p, "norm", sv_str("slaney")) || sv_set(p, "db", sv_bool(c->db)) ||
+	    sv_set(p, "amin", sv_float(c->amin)) || sv_set(p, "top_db", sv_nil())) {
+		sv_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* OpenBLAS starts its worker threads when it is loaded, and each spins for
+ * ~50 ms of CPU before it sleeps, although melspec never gives them work
+ * (its own workers are the parallelism).  Only the environment at load time
+ * prevents that, so run once more with OPENBLAS_NUM_THREADS=1; if that
+ * cannot be done, carry on: it costs time, not correctness. */
+static void openblas_quiet(char **argv)
+{
+	const char *v = getenv("OPENBLAS_NUM_THREADS");
+	if (v && strcmp(v, "1") == 0)
+		return;
+	if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+		execv("/proc/self/exe", argv);
+}
+
+static long opt_long(const char *name, const char *s, long min, long max)
+{
+	long v;
+	if (!cli_parse_long(s, min, max, &v))
+		cli_usage_error(prog, "--%s: '%s' is not an integer in %ld..%ld", name, s, min, max);
+	return v;
+}
+
+static double opt_double(const char *name, const char *s, double min, double max)
+{
+	double v;
+	if (!cli_parse_double(s, min, max, &v))
+		cli_usage_error(prog, "--%s: '%s' is not a number in %g..%g", name, s, min, max);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_MELS = 256, O_FMIN, O_FMAX, O_NFFT, O_WIN, O_HOP, O_POWER, O_NODB, O_PADSHORT, O_PROGRESS, O_MAXREC,
+	       O_HELP, O_VERSION };
+	static const struct option opts[] = {
+		{"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
+		{"mels", required_argument, 0, O_MELS},  {"fmin", required_argument, 0, O_FMIN},
+		{"fmax", required_argument, 0, O_FMAX},  {"nfft", required_argument, 0, O_NFFT},
+		{"win", required_argument, 0, O_WIN},    {"hop", required_argument, 0, O_HOP},
+		{"power", required_argument, 0, O_POWER}, {"no-db", no_argument, 0, O_NODB},
+		{"pad-short", no_argument, 0, O_PADSHORT}, {"progress", no_argument, 0, O_PROGRESS},
+		{"max-record", required_argument, 0, O_MAXREC}, {"help", no_argument, 0, O_HELP},
+		{"version", no_argument, 0, O_VERSION},  {0, 0, 0, 0},
+	};
+	openblas_quiet(argv);
+	melspec_config cfg = melspec_default_config(0);
+	const char *output = NULL;
+	long jobs = 1, win = -1;
+	bool pad_short = false, progress = false;
+	size_t max_record = 0;
+	int c;
+	opterr = 0; /* our own message, in the prog: what: why form */
+	while ((c = getopt_long(argc, argv, "o:j:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': output = optarg; break;
+		case 'j': jobs = opt_long("jobs", optarg, 1, 64); break;
+		case O_MELS: cfg.n_mels = (int)opt_long("mels", optarg, 1, 65536); break;
+		case O_FMIN: cfg.f_min = opt_double("fmin", optarg, 0, 1e9); break;
+		case O_FMAX: cfg.f_max = opt_double("fmax", optarg, 0, 1e9); break;
+		case O_NFFT: cfg.n_fft = (int)opt_long("nfft", optarg, 2, 1 << 24); break;
+		case O_WIN: win = opt_long("win", optarg, 1, 1 << 24); break;
+		case O_HOP: cfg.hop_length = (int)opt_long("hop", optarg, 1, INT_MAX); break;
+		case O_POWER: cfg.power = opt_double("power", optarg, 1e-3, 16); break;
+		case O_NODB: cfg.db = false; break;
+		case O_PADSHORT: pad_short = true; break;
+		case O_PROGRESS: progress = true; break;
+		case O_MAXREC:
+			if (!cli_parse_size(optarg, &max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case O_HELP: cli_help(usage);
+		case O_VERSION: cli_version(prog);
+		default: cli_usage_error(prog, "unknown option or missing argument: '%s'", argv[optind - 1]);
+		}
+	}
+	cfg.win_length = win > 0 ? (int)win : cfg.n_fft;
+	if (cfg.win_length > cfg.n_fft)
+		cli_usage_error(prog, "--win %d is longer than --nfft %d", cfg.win_length, cfg.n_fft);
+	if (cfg.f_min >= cfg.f_max)
+		cli_usage_error(prog, "--fmin %g must be below --fmax %g", cfg.f_min, cfg.f_max);
+	if (argc - optind > 1)
+		cli_usage_error(prog, "one input stream at most (join streams with stream-cat)");
+	const char *input = optind < argc ? argv[optind] : "-";
+	cli_stdout_init();
+	/* A 64 KiB pipe holds a sixth of a 6 s item: with larger pipes the stages
+	 * around melspec run ahead instead of waking each other per 64 KiB.
+	 * Fails harmlessly on files, terminals and old kernels. */
+	(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, PIPE_BYTES);
+	(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, PIPE_BYTES);
+	/* the workers are the parallelism; OpenBLAS threads would only compete with them */
+	openblas_set_num_threads(1);
+
+	char err[ST_ERRLEN];
+	st_reader *r = st_reader_open(input, max_record, ST_READ_FINITE, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	const sv *params = st_reader_params(r);
+	int64_t rate;
+	if (!sv_get(params, "sample_rate"))
+		cli_die(prog, EXIT_RUNTIME, "%s: header: no sample_rate in params: not a waveform stream", st_reader_name(r));
+	if (!sv_get_int(params, "sample_rate", &rate) || rate < 2 || rate > INT_MAX)
+		cli_die(prog, EXIT_RUNTIME, "%s: header: sample_rate is not a positive integer", st_reader_name(r));
+	const char *in_tensor = sv_get_str(params, "tensor");
+	if (in_tensor && strcmp(in_tensor, "wave") != 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: header: the stream holds '%s' tensors, not waveforms ('wave')",
+		        st_reader_name(r), in_tensor);
+	cfg.sample_rate = (long)rate;
+	if (melspec_check(&cfg, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s: %s", st_reader_name(r), err);
+
+	worker *wk = calloc((size_t)jobs, sizeof *wk);
+	if (!wk)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (long i = 0; i < jobs; i++) {
+		if (!(wk[i].m = melspec_new(&cfg, err, sizeof err)))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		wk[i].padded = malloc(melspec_min_samples(wk[i].m) * sizeof *wk[i].padded);
+		if (!wk[i].padded || st_item_init(&wk[i].it))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+	}
+	if (melspec_empty_bands(wk[0].m))
+		cli_warn(prog, "%d of %d mel bands have all-zero weights: too many mels for n_fft %d",
+		         melspec_empty_bands(wk[0].m), cfg.n_mels, cfg.n_fft);
+
+	shared sh = {.r = r, .out_name = cfg.db ? "logmel" : "mel", .pad_short = pad_short};
+	sv *header = st_header_derive(st_reader_header(r), prog, argc, argv);
+	sv *hp = header ? st_header_params(header) : NULL;
+	if (!hp || sv_set(hp, "tensor", sv_str(sh.out_name)) || sv_set(hp, "melspec", melspec_params(&cfg)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	if (!(sh.w = st_writer_open(output, header, err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv_free(header);
+	pthread_mutex_init(&sh.rlock, NULL);
+	pthread_mutex_init(&sh.wlock, NULL);
+	pthread_cond_init(&sh.turn, NULL);
+	atomic_init(&sh.stop, false);
+	cli_progress_init(&sh.progress, prog, progress);
+
+	long started = 1;
+	for (long i = 0; i < jobs; i++)
+		wk[i].sh = &sh;
+	for (; started < jobs; started++)
+		if (pthread_create(&wk[started].thread, NULL, work, &wk[started]))
+			break;
+	if (started < jobs)
+		set_error(&sh, 0, "cannot start worker threads");
+	work(&wk[0]);
+	for (long i = 1; i < started; i++)
+		pthread_join(wk[i].thread, NULL);
+
+	uint64_t items = sh.next_write;
+	if (sh.failed) {
+		st_writer_abort(sh.w);
+		cli_die(prog, EXIT_RUNTIME, "%s", sh.err);
+	}
+	if (st_writer_close(sh.w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	cli_progress_done(&sh.progress, items, "items");
+	for (long i = 0; i < jobs; i++) {
+		melspec_free(wk[i].m);
+		free(wk[i].padded);
+		st_item_free(&wk[i].it);
+	}
+	free(wk);
+	st_reader_close(r);
+	pthread_mutex_destroy(&sh.rlock);
+	pthread_mutex_destroy(&sh.wlock);
+	pthread_cond_destroy(&sh.turn);
+	cli_close_stdout(prog);
+	return 0;
+}
