@@ -104,7 +104,8 @@ bool cli_parse_size(const char *s, size_t *out)
 {
 	char *end;
 	errno = 0;
-	if (!*s || *s == '-')
+	/* digits first: strtoull would accept a sign or leading space */
+	if (*s < '0' || *s > '9')
 		return false;
 	unsigned long long v = strtoull(s, &end, 10);
 	unsigned long long mul = 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "cli.h"
 #include "version.h"
 
 /* ---------------- dtypes, tensors, items ---------------- */
@@ -961,24 +962,12 @@ int st_max_record_env(size_t *out, char *err)
 	*out = ST_DEFAULT_MAX_RECORD;
 	if (!s || !*s)
 		return ST_OK;
-	char *end;
-	errno = 0;
-	unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
-	unsigned long long mul = 1;
-	if (v) {
-		if (*end == 'K' || *end == 'k')
-			mul = 1ull << 10, end++;
-		else if (*end == 'M' || *end == 'm')
-			mul = 1ull << 20, end++;
-		else if (*end == 'G' || *end == 'g')
-			mul = 1ull << 30, end++;
-	}
-	if (!v || errno || *end || v > SIZE_MAX / mul) {
+	if (!cli_parse_size(s, out)) {
+		*out = ST_DEFAULT_MAX_RECORD;
 		snprintf(err, ST_ERRLEN, "%s: '%.100s' is not a size in bytes (a positive integer, K, M or G suffix allowed)",
 		         ST_MAX_RECORD_ENV, s);
 		return ST_ERR_USAGE;
 	}
-	*out = (size_t)(v * mul);
 	return ST_OK;
 }
 
