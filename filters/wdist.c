@@ -88,7 +88,9 @@ static double cosine_distance(const float *x, const float *y, size_t n)
 	}
 	if (nx == 0 || ny == 0)
 		return NAN;
-	return 1.0 - dot / (sqrt(nx) * sqrt(ny));
+	/* sqrt(nx * ny), not sqrt(nx) * sqrt(ny): sqrt(fl(a*a)) == a, so a layer
+	 * compared with itself is exactly 0 */
+	return 1.0 - dot / sqrt(nx * ny);
 }
 
 static bool is_output_layer(const char *name) { return strncmp(name, "fc_transfer.", 12) == 0; }

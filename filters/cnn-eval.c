@@ -1,0 +1,447 @@
+/* cnn-eval - score a Cnn14 checkpoint on a labelled log-Mel stream. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic.h"
+#include "cli.h"
+#include "cnn14.h"
+#include "dataset.h"
+#include "eval_report.h"
+#include "evaluate.h"
+#include "metrics.h"
+#include "stream.h"
+
+static const char *prog = "cnn-eval";
+
+static const char usage[] =
+	"Usage: cnn-eval [OPTION]... CKPT [STREAM]\n"
+	"Score the checkpoint CKPT on a labelled log-Mel stream (melspec | binlabels;\n"
+	"default stdin): UAR (mean recall over the classes present in the labels),\n"
+	"accuracy, mean NLL, per-class recall with support, and the confusion matrix\n"
+	"(rows true class, columns predicted).  Items are scored whole, in evaluation\n"
+	"mode; items of equal length are batched (results move by float rounding at\n"
+	"most; --batch 1: each item alone).  The whole stream is held in memory.\n"
+	"\n"
+	"  -j, --json             one JSON object instead of TSV\n"
+	"  -o, --output FILE      write the report to FILE atomically (default stdout)\n"
+	"  -p, --posteriors FILE  also write an item stream of class posteriors (tensor\n"
+	"                         'posteriors', fields 'label' and 'predicted'); '-' is\n"
+	"                         stdout, and then the report needs -o\n"
+	"      --batch N          largest batch of equal-length items (default 32)\n"
+	"      --pad-short        pad items shorter than 32 frames with the log-Mel of\n"
+	"                         digital silence (else they are an error)\n"
+	"      --ignore-class-names  score even when the stream's class names differ\n"
+	"                         from the checkpoint's (labels are taken as the\n"
+	"                         checkpoint's class indices)\n"
+	"      --threads N        threads (default: all cores)\n"
+	"      --max-record N     record size limit in bytes (K/M/G suffix)\n"
+	"      --progress         progress on stderr even when it is not a terminal\n"
+	"      --help, --version\n"
+	"\n"
+	"Example (the best epoch of a run on the test set, and its posteriors):\n"
+	"  cnn-eval -p test-post.msgpack runs/random/best.ckpt test.msgpack > test.tsv\n";
+
+typedef struct {
+	const char *ckpt, *stream, *output, *posteriors;
+	bool json, pad_short, ignore_names, progress;
+	int batch, threads;
+	size_t max_record;
+} options;
+
+static void parse_args(int argc, char **argv, options *o)
+{
+	enum { O_BATCH = 256, O_PAD, O_IGNORE, O_THREADS, O_MAXREC, O_PROGRESS };
+	static const struct option opts[] = {
+		{"json", no_argument, 0, 'j'},        {"output", required_argument, 0, 'o'},
+		{"posteriors", required_argument, 0, 'p'}, {"batch", required_argument, 0, O_BATCH},
+		{"pad-short", no_argument, 0, O_PAD}, {"ignore-class-names", no_argument, 0, O_IGNORE},
+		{"threads", required_argument, 0, O_THREADS}, {"max-record", required_argument, 0, O_MAXREC},
+		{"progress", no_argument, 0, O_PROGRESS}, {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},     {0, 0, 0, 0},
+	};
+	memset(o, 0, sizeof *o);
+	o->batch = 32;
+	long v;
+	int c;
+	while ((c = getopt_long(argc, argv, "jo:p:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': o->json = true; break;
+		case 'o': o->output = optarg; break;
+		case 'p': o->posteriors = optarg; break;
+		case O_BATCH:
+			if (!cli_parse_long(optarg, 1, 4096, &v))
+				cli_usage_error(prog, "--batch: '%s' is not a batch size (1..4096)", optarg);
+			o->batch = (int)v;
+			break;
+		case O_PAD: o->pad_short = true; break;
+		case O_IGNORE: o->ignore_names = true; break;
+		case O_THREADS:
+			if (!cli_parse_long(optarg, 0, 256, &v))
+				cli_usage_error(prog, "--threads: '%s' is not a thread count (0..256)", optarg);
+			o->threads = (int)v;
+			break;
+		case O_MAXREC:
+			if (!cli_parse_size(optarg, &o->max_record))
+				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
+			break;
+		case O_PROGRESS: o->progress = true; break;
+		case 'h': cli_help(usage);
+		case 'V': cli_version(prog);
+		default: cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		cli_usage_error(prog, "need a checkpoint");
+	if (argc - optind > 2)
+		cli_usage_error(prog, "unexpected argument '%s'", argv[optind + 2]);
+	o->ckpt = argv[optind];
+	o->stream = optind + 1 < argc ? argv[optind + 1] : "-";
+	if (!strcmp(o->ckpt, "-") && !strcmp(o->stream, "-"))
+		cli_usage_error(prog, "stdin can be read only once: name the checkpoint or the stream");
+	if (o->posteriors && !strcmp(o->posteriors, "-") && (!o->output || !strcmp(o->output, "-")))
+		cli_usage_error(prog, "--posteriors - takes stdout: write the report elsewhere with -o FILE");
+}
+
+/* What main holds.  Released at exit, also when a check fails midway, so
+ * that every error path ends as cleanly as success (LeakSanitizer agrees). */
+static struct {
+	cnn14 *model;
+	dataset ds;
+	const char **names;      /* the model's class names */
+	char (*numbers)[24];     /* "0", "1", ... for unnamed classes */
+	float *logp;             /* items x classes */
+	confusion conf;
+	st_writer *posteriors;   /* open until its last item is written */
+	atomic_file report;      /* report.tmp set while the report file is open */
+} held;
+
+static void release(void)
+{
+	if (held.posteriors)
+		st_writer_abort(held.posteriors);
+	if (held.report.tmp)
+		atomic_abort(&held.report);
+	confusion_free(&held.conf);
+	free(held.logp);
+	free(held.names);
+	free(held.numbers);
+	dataset_free(&held.ds);
+	cnn14_free(held.model);
+	memset(&held, 0, sizeof held);
+}
+
+/* Messages are composed in a fixed buffer (a very long one is cut short). */
+typedef struct {
+	char text[4096];
+	FILE *f;
+} message;
+
+static FILE *message_open(message *m)
+{
+	m->text[sizeof m->text - 1] = '\0';
+	m->f = fmemopen(m->text, sizeof m->text - 1, "w");
+	if (!m->f)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	return m->f;
+}
+
+static const char *message_text(message *m)
+{
+	fclose(m->f);
+	return m->text;
+}
+
+static void show(const sv *v, FILE *f)
+{
+	if (v)
+		sv_print_json(v, f);
+	else
+		fputs("(absent)", f);
+}
+
+/* Dies naming every key of the two melspec maps whose value differs. */
+static void check_melspec(const sv *stream_mel, const sv *ckpt_mel, const char *stream, const char *ckpt)
+{
+	if (!stream_mel || !ckpt_mel || sv_equal(stream_mel, ckpt_mel))
+		return;
+	message msg;
+	FILE *f = message_open(&msg);
+	int ndiff = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const sv *a = pass ? ckpt_mel : stream_mel, *b = pass ? stream_mel : ckpt_mel;
+		if (a->kind != SV_MAP)
+			continue;
+		for (size_t i = 0; i < a->u.map.n; i++) {
+			const sv *other = sv_get(b, a->u.map.keys[i]);
+			if ((pass && other) || (other && sv_equal(a->u.map.vals[i], other)))
+				continue; /* equal, or compared in the first pass */
+			fprintf(f, "%s%s ", ndiff++ ? "; " : "", a->u.map.keys[i]);
+			show(pass ? other : a->u.map.vals[i], f);
+			fputs(" in the stream, ", f);
+			show(pass ? a->u.map.vals[i] : other, f);
+			fputs(" in the checkpoint", f);
+		}
+	}
+	if (!ndiff)
+		fputs("they are not both maps", f);
+	cli_die(prog, EXIT_RUNTIME, "%s: melspec settings differ from those of %s: %s", stream, ckpt, message_text(&msg));
+}
+
+static void note_bandpass(const sv *stream_bp, const sv *ckpt_bp)
+{
+	if ((stream_bp == NULL) == (ckpt_bp == NULL) && (!stream_bp || sv_equal(stream_bp, ckpt_bp)))
+		return;
+	message msg;
+	FILE *f = message_open(&msg);
+	show(stream_bp, f);
+	fputs(" in the stream, ", f);
+	show(ckpt_bp, f);
+	fputs(" in the checkpoint", f);
+	cli_warn(prog, "note: band-pass settings differ: %s", message_text(&msg));
+}
+
+static void print_names(FILE *f, const char *const *names, int n)
+{
+	fputc('[', f);
+	for (int k = 0; k < n; k++) {
+		fputs(k ? ", " : "", f);
+		sv_print_json_string(names[k], strlen(names[k]), f);
+	}
+	fputc(']', f);
+}
+
+/* The model's class names into held.names. */
+static void model_class_names(const cnn14 *m)
+{
+	int classes = cnn14_classes(m);
+	held.names = malloc((size_t)classes * sizeof *held.names);
+	held.numbers = malloc((size_t)classes * sizeof *held.numbers);
+	if (!held.names || !held.numbers)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (int k = 0; k < classes; k++) {
+		snprintf(held.numbers[k], sizeof *held.numbers, "%d", k);
+		held.names[k] = cnn14_class_name(m, k) ? cnn14_class_name(m, k) : held.numbers[k];
+	}
+}
+
+static void check_classes(const dataset *ds, const char *const *names, int classes, const options *o)
+{
+	bool same = ds->classes == classes;
+	for (int k = 0; same && k < classes; k++)
+		same = strcmp(ds->class_names[k], names[k]) == 0;
+	if (!same && !o->ignore_names) {
+		message msg;
+		FILE *f = message_open(&msg);
+		fprintf(f, "%s has classes ", ds->name);
+		print_names(f, (const char *const *)ds->class_names, ds->classes);
+		fprintf(f, ", %s has ", o->ckpt);
+		print_names(f, names, classes);
+		cli_die(prog, EXIT_RUNTIME, "%s (--ignore-class-names to score anyway)", message_text(&msg));
+	}
+	for (size_t i = 0; i < ds->n; i++) {
+		const ds_item *it = &ds->items[i];
+		if (it->label >= classes)
+			cli_die(prog, EXIT_RUNTIME, "%s: item '%s': label %d is not one of the checkpoint's %d classes", ds->name,
+			        it->key, it->label, classes);
+		if (it->frames < CNN14_MIN_FRAMES && !o->pad_short)
+			cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has %d frames, the network needs at least %d (pad it: --pad-short)",
+			        ds->name, it->key, it->frames, CNN14_MIN_FRAMES);
+	}
+}
+
+/* Items in evaluate_dataset's order: by scored length, then stream order. */
+typedef struct {
+	int frames;
+	size_t index;
+} by_len;
+
+static int cmp_len(const void *a, const void *b)
+{
+	const by_len *x = a, *y = b;
+	if (x->frames != y->frames)
+		return x->frames < y->frames ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Scores ds into conf and logp (ds->n x classes) in chunks, so that progress
+ * can be shown.  A chunk ends where a group of equal-length items ends or at
+ * a multiple of the batch size into one, so the batches are exactly those of
+ * one evaluate_dataset call on the whole set (a batch's composition can move
+ * the last bits of a result: OpenBLAS rounds by matrix shape). */
+static void score(cnn14 *m, const dataset *ds, const eval_options *eo, confusion *conf, float *logp, bool progress)
+{
+	int classes = cnn14_classes(m);
+	by_len *order = malloc(ds->n * sizeof *order);
+	ds_item *view_items = malloc(ds->n * sizeof *view_items);
+	float *view_logp = malloc(ds->n * (size_t)classes * sizeof *view_logp);
+	char err[CNN14_ERRLEN] = "out of memory";
+	int rc = order && view_items && view_logp ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < ds->n; i++) {
+		int f = ds->items[i].frames;
+		order[i] = (by_len){f < CNN14_MIN_FRAMES ? CNN14_MIN_FRAMES : f, i};
+	}
+	if (rc == 0)
+		qsort(order, ds->n, sizeof *order, cmp_len);
+	cli_progress bar;
+	cli_progress_init(&bar, prog, progress);
+	const size_t mb = (size_t)eo->max_batch, chunk = mb < 16 ? 16 : mb;
+	size_t group = 0; /* where the equal-length group at the chunk's end starts */
+	for (size_t start = 0; rc == 0 && start < ds->n;) {
+		size_t end = start + 1;
+		for (; end < ds->n; end++) {
+			if (order[end].frames != order[end - 1].frames)
+				group = end;
+			if (end - start >= chunk && (end - group) % mb == 0)
+				break;
+		}
+		dataset view = *ds;
+		view.items = view_items;
+		view.n = end - start;
+		for (size_t j = 0; j < view.n; j++)
+			view_items[j] = ds->items[order[start + j].index];
+		rc = evaluate_dataset(m, &view, eo, conf, view_logp, NULL, err);
+		for (size_t j = 0; rc == 0 && j < view.n; j++)
+			memcpy(logp + order[start + j].index * (size_t)classes, view_logp + j * (size_t)classes,
+			       (size_t)classes * sizeof *logp);
+		start = end;
+		cli_progress_update(&bar, start, ds->n, "items");
+	}
+	free(order);
+	free(view_items);
+	free(view_logp);
+	if (rc)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	cli_progress_done(&bar, ds->n, "items");
+}
+
+static int argmax(const float *v, int n)
+{
+	int best = 0;
+	for (int k = 1; k < n; k++)
+		if (v[k] > v[best])
+			best = k;
+	return best;
+}
+
+/* Opens the outputs before the long part, so that a bad path fails early.
+ * The posteriors stream: the input's params with the checkpoint's class names. */
+static void open_outputs(const options *o, const dataset *ds, int classes, int argc, char **argv)
+{
+	char err[ST_ERRLEN];
+	if (o->output && strcmp(o->output, "-") != 0 && atomic_open(&held.report, o->output, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (!o->posteriors)
+		return;
+	sv *h = st_header_new(prog, argc, argv);
+	if (!h || sv_set(h, "params", sv_copy(ds->params)) ||
+	    sv_set(st_header_params(h), "tensor", sv_str("posteriors")) ||
+	    sv_set(st_header_params(h), "classes", sv_strlist(held.names, (size_t)classes))) {
+		sv_free(h);
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	}
+	held.posteriors = st_writer_open(o->posteriors, h, err);
+	sv_free(h);
+	if (!held.posteriors)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+}
+
+/* One item per input item, in input order: key, tensor posteriors (classes,),
+ * fields label and predicted. */
+static void write_posteriors(const dataset *ds, const float *logp, int classes)
+{
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	int64_t shape[1] = {classes};
+	char err[ST_ERRLEN];
+	for (size_t i = 0; i < ds->n; i++) {
+		const float *lp = logp + i * (size_t)classes;
+		st_item_clear(&it);
+		st_tensor *t = st_item_add_tensor(&it, "posteriors", ST_F32, 1, shape, NULL);
+		if (!t || st_item_set_key(&it, ds->items[i].key) ||
+		    st_item_set_field(&it, "label", sv_int(ds->items[i].label)) ||
+		    st_item_set_field(&it, "predicted", sv_int(argmax(lp, classes)))) {
+			st_item_free(&it);
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		}
+		float *p = t->data;
+		for (int k = 0; k < classes; k++)
+			p[k] = (float)exp((double)lp[k]);
+		if (st_writer_put(held.posteriors, &it)) {
+			snprintf(err, sizeof err, "%s", st_writer_error(held.posteriors));
+			st_item_free(&it);
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		}
+	}
+	st_item_free(&it);
+	st_writer *w = held.posteriors;
+	held.posteriors = NULL; /* closed (or freed on failure) here */
+	if (st_writer_close(w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+}
+
+static void write_report(const options *o, const eval_report *rep)
+{
+	char err[ST_ERRLEN];
+	FILE *out = held.report.tmp ? held.report.f : stdout;
+	int rc = o->json ? eval_report_write_json(rep, out) : eval_report_write_tsv(rep, out);
+	if (out == stdout) {
+		if (rc)
+			cli_die(prog, EXIT_RUNTIME, "stdout: write error");
+		return;
+	}
+	if (rc)
+		cli_die(prog, EXIT_RUNTIME, "%s: write error", o->output);
+	atomic_file af = held.report;
+	memset(&held.report, 0, sizeof held.report); /* committed or removed here */
+	if (atomic_commit(&af, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	parse_args(argc, argv, &o);
+	cli_stdout_init();
+	atexit(release);
+	char err[CNN14_ERRLEN > ST_ERRLEN ? CNN14_ERRLEN : ST_ERRLEN];
+	held.model = cnn14_open(o.ckpt, o.threads, err);
+	if (!held.model)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	cnn14 *m = held.model;
+	dataset *ds = &held.ds;
+	if (dataset_load(ds, o.stream, o.max_record, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (ds->n == 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: no items: UAR is undefined", ds->name);
+	if (ds->n_mels != CNN14_N_MELS)
+		cli_die(prog, EXIT_RUNTIME, "%s: %d mel bins, Cnn14 reads %d", ds->name, ds->n_mels, CNN14_N_MELS);
+
+	int classes = cnn14_classes(m);
+	model_class_names(m);
+	check_classes(ds, held.names, classes, &o);
+	check_melspec(sv_get(ds->params, "melspec"), sv_get(cnn14_params(m), "melspec"), ds->name, o.ckpt);
+	note_bandpass(sv_get(ds->params, "bandpass"), sv_get(cnn14_params(m), "bandpass"));
+
+	open_outputs(&o, ds, classes, argc, argv);
+	held.logp = malloc(ds->n * (size_t)classes * sizeof *held.logp);
+	if (!held.logp || confusion_init(&held.conf, classes))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	eval_options eo = {o.batch, o.pad_short, evaluate_silence_value(ds->params)};
+	score(m, ds, &eo, &held.conf, held.logp, o.progress);
+	double nll = 0;
+	for (size_t i = 0; i < ds->n; i++)
+		nll -= held.logp[i * (size_t)classes + (size_t)ds->items[i].label];
+	nll /= (double)ds->n;
+
+	if (held.posteriors)
+		write_posteriors(ds, held.logp, classes);
+	eval_report rep = {o.ckpt, ds->name, &held.conf, held.names, nll};
+	write_report(&o, &rep);
+	release();
+	cli_close_stdout(prog);
+	return 0;
+}
