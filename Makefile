@@ -2,6 +2,7 @@
 #
 #   make            build the programs into build/bin (installs missing Debian packages first)
 #   make check      build, then run the test suite twice: optimised, and under ASan+UBSan
+#   make demo       the paper's whole study, small, on the embedded corpus (pipelines/out/)
 #   make bench      benchmarks against the reference implementations (not tests)
 #   make install    PREFIX=/usr/local: programs and man pages
 #
@@ -39,7 +40,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGS))
 SCRIPTS := $(wildcard filters/*.py filters/*.sh)
 
-.PHONY: all check check-fast bench install clean deps demo
+.PHONY: all check check-fast bench install clean deps deps-demo demo
 
 all: $(BINS) $(TEST_BIN) scripts
 
@@ -73,6 +74,13 @@ scripts: | $(BUILD)/pkg-cflags
 
 deps:
 	build-aux/deps.sh check
+
+deps-demo:
+	build-aux/deps.sh demo
+
+# The whole study at reduced size on the embedded corpus (pipelines/README.md).
+demo: deps-demo all
+	$(MAKE) -C pipelines demo BIN=$(CURDIR)/$(BUILD)/bin
 
 # The suite runs on the optimised build, then on an ASan+UBSan build.
 check: deps all

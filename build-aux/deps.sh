@@ -8,7 +8,7 @@ set -eu
 level=${1:-build}
 
 build_pkgs="gcc make pkg-config libsox-dev libsox-fmt-all sox libfftw3-dev libopenblas-dev libmsgpack-dev mandoc"
-check_pkgs="python3 python3-numpy python3-scipy python3-torch python3-torchaudio python3-msgpack python3-msgpack-numpy python3-sklearn espeak-ng parallel sonic-pi-samples"
+check_pkgs="python3 python3-numpy python3-scipy python3-torch python3-torchaudio python3-msgpack python3-msgpack-numpy python3-sklearn espeak-ng parallel sonic-pi-samples gnuplot-nox"
 demo_pkgs="parallel espeak-ng gnuplot-nox sonic-pi-samples"
 
 case $level in
