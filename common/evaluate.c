@@ -99,6 +99,8 @@ int evaluate_dataset(cnn14 *m, const dataset *ds, const eval_options *opt, confu
 				memcpy(logp + idx * (size_t)classes, lp, (size_t)classes * sizeof *lp);
 		}
 		i += (size_t)batch;
+		if (opt->progress)
+			opt->progress(opt->progress_ctx, i, ds->n);
 	}
 	if (nll)
 		*nll = ds->n ? nll_sum / (double)ds->n : NAN;

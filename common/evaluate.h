@@ -25,6 +25,9 @@ typedef struct {
 	int max_batch;    /* >= 1 */
 	bool pad_short;
 	float pad_value;
+	/* Optional: called after each batch with the items scored so far. */
+	void (*progress)(void *ctx, size_t done, size_t total);
+	void *progress_ctx;
 } eval_options;
 
 /* Fills conf (initialised by the caller with the model's class count) and,

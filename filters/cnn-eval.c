@@ -252,67 +252,21 @@ static void check_classes(const dataset *ds, const char *const *names, int class
 	}
 }
 
-/* Items in evaluate_dataset's order: by scored length, then stream order. */
-typedef struct {
-	int frames;
-	size_t index;
-} by_len;
-
-static int cmp_len(const void *a, const void *b)
+static void show_progress(void *ctx, size_t done, size_t total)
 {
-	const by_len *x = a, *y = b;
-	if (x->frames != y->frames)
-		return x->frames < y->frames ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
+	cli_progress_update(ctx, done, total, "items");
 }
 
-/* Scores ds into conf and logp (ds->n x classes) in chunks, so that progress
- * can be shown.  A chunk ends where a group of equal-length items ends or at
- * a multiple of the batch size into one, so the batches are exactly those of
- * one evaluate_dataset call on the whole set (a batch's composition can move
- * the last bits of a result: OpenBLAS rounds by matrix shape). */
+/* Scores ds into conf and logp (ds->n x classes), with progress on stderr. */
 static void score(cnn14 *m, const dataset *ds, const eval_options *eo, confusion *conf, float *logp, bool progress)
 {
-	int classes = cnn14_classes(m);
-	by_len *order = malloc(ds->n * sizeof *order);
-	ds_item *view_items = malloc(ds->n * sizeof *view_items);
-	float *view_logp = malloc(ds->n * (size_t)classes * sizeof *view_logp);
-	char err[CNN14_ERRLEN] = "out of memory";
-	int rc = order && view_items && view_logp ? 0 : -1;
-	for (size_t i = 0; rc == 0 && i < ds->n; i++) {
-		int f = ds->items[i].frames;
-		order[i] = (by_len){f < CNN14_MIN_FRAMES ? CNN14_MIN_FRAMES : f, i};
-	}
-	if (rc == 0)
-		qsort(order, ds->n, sizeof *order, cmp_len);
+	char err[CNN14_ERRLEN];
 	cli_progress bar;
 	cli_progress_init(&bar, prog, progress);
-	const size_t mb = (size_t)eo->max_batch, chunk = mb < 16 ? 16 : mb;
-	size_t group = 0; /* where the equal-length group at the chunk's end starts */
-	for (size_t start = 0; rc == 0 && start < ds->n;) {
-		size_t end = start + 1;
-		for (; end < ds->n; end++) {
-			if (order[end].frames != order[end - 1].frames)
-				group = end;
-			if (end - start >= chunk && (end - group) % mb == 0)
-				break;
-		}
-		dataset view = *ds;
-		view.items = view_items;
-		view.n = end - start;
-		for (size_t j = 0; j < view.n; j++)
-			view_items[j] = ds->items[order[start + j].index];
-		rc = evaluate_dataset(m, &view, eo, conf, view_logp, NULL, err);
-		for (size_t j = 0; rc == 0 && j < view.n; j++)
-			memcpy(logp + order[start + j].index * (size_t)classes, view_logp + j * (size_t)classes,
-			       (size_t)classes * sizeof *logp);
-		start = end;
-		cli_progress_update(&bar, start, ds->n, "items");
-	}
-	free(order);
-	free(view_items);
-	free(view_logp);
-	if (rc)
+	eval_options opt = *eo;
+	opt.progress = show_progress;
+	opt.progress_ctx = &bar;
+	if (evaluate_dataset(m, ds, &opt, conf, logp, NULL, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	cli_progress_done(&bar, ds->n, "items");
 }
@@ -430,7 +384,7 @@ int main(int argc, char **argv)
 	held.logp = malloc(ds->n * (size_t)classes * sizeof *held.logp);
 	if (!held.logp || confusion_init(&held.conf, classes))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	eval_options eo = {o.batch, o.pad_short, evaluate_silence_value(ds->params)};
+	eval_options eo = {.max_batch = o.batch, .pad_short = o.pad_short, .pad_value = evaluate_silence_value(ds->params)};
 	score(m, ds, &eo, &held.conf, held.logp, o.progress);
 	double nll = 0;
 	for (size_t i = 0; i < ds->n; i++)

@@ -792,7 +792,7 @@ static double score(run *r, const dataset *ds)
 {
 	char err[CNN14_ERRLEN];
 	confusion conf;
-	eval_options eo = {r->o->eval_batch, r->o->pad_short, r->pad_value};
+	eval_options eo = {.max_batch = r->o->eval_batch, .pad_short = r->o->pad_short, .pad_value = r->pad_value};
 	if (confusion_init(&conf, cnn14_classes(r->model)))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	if (evaluate_dataset(r->model, ds, &eo, &conf, NULL, NULL, err))
