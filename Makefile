@@ -1,7 +1,7 @@
 # sertools - speech-emotion-recognition transfer-learning experiments as Unix pipelines.
 #
 #   make            build the programs into build/bin (installs missing Debian packages first)
-#   make check      build, then run the test suite twice: optimised, and under ASan+UBSan
+#   make check      build (gcc, clang, ASan+UBSan; -Werror), then run the test suite on each
 #   make demo       the paper's whole study, small, on the embedded corpus (pipelines/out/)
 #   make bench      benchmarks against the reference implementations (not tests)
 #   make install    PREFIX=/usr/local: programs and man pages
@@ -15,16 +15,36 @@ SHELL := /bin/bash
 
 PREFIX ?= /usr/local
 BUILD ?= build
-OPT ?= -O3 -march=native
-SAN ?=
 PKGS = sox fftw3f openblas msgpack
+
+# Flags.  The default build is portable: it runs on any x86-64-v2 CPU, and
+# the hot kernels carry AVX2 and AVX-512 variants chosen at run time
+# (common/cpu.h), so one build/bin serves every host of a sweep.
+#   NATIVE=1  also -march=native (only for the CPU it was built on)
+#   WERROR=1  warnings are errors (make check and CI; never a user's default)
+#   SAN=1     AddressSanitizer + UndefinedBehaviorSanitizer
+# -ffp-contract=off: no fused multiply-add unless written, so every kernel
+# variant (and gcc and clang alike) rounds the same way.  -Wno-psabi: the
+# vector types of the kernels never cross a function boundary that is not
+# inlined (common/cpu.h), which is what that warning is about.
+OPT ?= -O3
+NATIVE ?=
+WERROR ?=
+SAN ?=
 
 ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-OPT = -O1 -march=native
+OPT = -O1
+endif
+ifeq ($(NATIVE),1)
+ARCHFLAGS = -march=native -DSER_NATIVE=1
+endif
+ifeq ($(WERROR),1)
+WERRFLAGS = -Werror
 endif
 
-SER_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -pthread $(OPT) $(SANFLAGS) -Icommon $(PKG_CFLAGS) $(CFLAGS)
+SER_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wno-psabi $(WERRFLAGS) -g -pthread -ffp-contract=off \
+	$(OPT) $(ARCHFLAGS) $(SANFLAGS) -Icommon $(PKG_CFLAGS) $(CFLAGS)
 SER_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
 SER_LIBS = $(PKG_LIBS) -lm
 
@@ -50,7 +70,15 @@ $(BUILD)/pkg-cflags: build-aux/deps.sh
 	pkg-config --libs $(PKGS) > $(BUILD)/pkg-libs
 	pkg-config --cflags $(PKGS) > $@
 
-$(BUILD)/obj/%.o: %.c $(wildcard common/*.h) | $(BUILD)/pkg-cflags
+# The compiler and its flags, rewritten only when they change, so that a
+# build with other flags (WERROR=1, NATIVE=1, CC=clang) recompiles everything.
+$(BUILD)/flags: FORCE | $(BUILD)/pkg-cflags
+	@echo '$(CC) $(SER_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(SER_CFLAGS)' > $@
+
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(wildcard common/*.h) $(BUILD)/flags | $(BUILD)/pkg-cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(SER_CFLAGS) -c -o $@ $<
 
@@ -79,24 +107,43 @@ deps-demo:
 	build-aux/deps.sh demo
 
 # The whole study at reduced size on the embedded corpus (pipelines/README.md).
-demo: deps-demo all
+demo:
+	build-aux/deps.sh demo
+	$(MAKE) all
 	$(MAKE) -C pipelines demo BIN=$(CURDIR)/$(BUILD)/bin
 
-# The suite runs on the optimised build, then on an ASan+UBSan build.
-check: deps all
-	$(MAKE) BUILD=build-asan SAN=1 all
+# make check: every build with warnings as errors, then the suite three times:
+# the portable gcc build (OpenBLAS as the environment leaves it), the same
+# sources built with clang (OpenBLAS forced to one core type), and an
+# ASan+UBSan build.  The forced core is Haswell (AVX2) where the CPU has AVX2,
+# else Nehalem: never one the CPU cannot run.
+CHECK_CORE ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell || echo Nehalem)
+SUMMARY = awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f>0 || p==0)}'
+
+check:
+	build-aux/deps.sh check
+	$(MAKE) WERROR=1 all
+	$(MAKE) BUILD=build-clang CC=clang WERROR=1 all
+	$(MAKE) BUILD=build-asan SAN=1 WERROR=1 all
 	@rm -f build/check-counts
 	@tests/run.sh build "" build/check-counts
+	@OPENBLAS_CORETYPE=$(CHECK_CORE) tests/run.sh build-clang "clang/$(CHECK_CORE) " build/check-counts
 	@tests/run.sh build-asan "asan " build/check-counts
-	@awk '{p+=$$1; f+=$$2} END {printf "%d passed, %d failed\n", p, f; exit (f>0 || p==0)}' build/check-counts
+	@$(SUMMARY) build/check-counts
 
 # Optimised build only, for quick iterations: make check-fast T=stream
-check-fast: deps all
+check-fast:
+	build-aux/deps.sh check
+	$(MAKE) all
 	@rm -f $(BUILD)/check-counts
 	@tests/run.sh $(BUILD) "" $(BUILD)/check-counts $(T)
-	@awk '{p+=$$1; f+=$$2} END {printf "%d passed, %d failed\n", p, f; exit (f>0 || p==0)}' $(BUILD)/check-counts
+	@$(SUMMARY) $(BUILD)/check-counts
 
-bench: deps all
+# Benchmarks of the portable build, with a NATIVE=1 build beside it (build-native).
+bench:
+	build-aux/deps.sh check
+	$(MAKE) all
+	$(MAKE) BUILD=build-native NATIVE=1 all
 	@tests/bench/run.sh $(BUILD) $(B)
 
 install: all
@@ -107,6 +154,6 @@ install: all
 	$(if $(wildcard man/*.5),install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang build-native
 
 .SECONDARY:

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cnn14_impl.h"
+#include "cpu.h"
 
 static const int base_channels[CNN14_BLOCKS] = {64, 128, 256, 512, 1024, 2048};
 
@@ -201,8 +202,11 @@ cnn14 *cnn14_new(const cnn14_config *cfg, char *err)
 		m->ch[b] = base_channels[b] / cfg->width_div;
 	build_table(m);
 	m->threads = cfg->threads > 0 ? cfg->threads : nn_cpu_count();
-	if (m->threads > NN_MAX_THREADS)
-		m->threads = NN_MAX_THREADS;
+	if (m->threads > NN_MAX_THREADS) {
+		snprintf(err, CNN14_ERRLEN, "%d threads: more than the limit of %d", m->threads, NN_MAX_THREADS);
+		free(m);
+		return NULL;
+	}
 	openblas_set_num_threads(1);
 	m->pool = nn_pool_new(m->threads);
 	m->param = sv_aligned_alloc(m->nparam * sizeof(float));
@@ -276,7 +280,7 @@ int cnn14_set_threads(cnn14 *m, int threads)
 	if (threads <= 0)
 		threads = nn_cpu_count();
 	if (threads > NN_MAX_THREADS)
-		threads = NN_MAX_THREADS;
+		return cnn14_fail(m, CNN14_ERR_ARG, "%d threads: more than the limit of %d", threads, NN_MAX_THREADS);
 	if (threads == m->threads)
 		return CNN14_OK;
 	nn_pool *p = nn_pool_new(threads);
@@ -374,21 +378,26 @@ static void *plan_alloc(cnn14 *m, size_t bytes)
 {
 	if (bytes == 0)
 		bytes = 64;
-	void *p = sv_aligned_alloc(bytes);
-	if (!p)
-		return NULL;
-	if (m->plan.nallocs == CNN14_MAX_ALLOCS) {
-		free(p);
-		return NULL;
+	cnn14_plan *pl = &m->plan;
+	if (pl->nallocs == pl->cap) {
+		size_t cap = pl->cap ? 2 * pl->cap : 64;
+		void **a = realloc(pl->allocs, cap * sizeof *a);
+		if (!a)
+			return NULL;
+		pl->allocs = a;
+		pl->cap = cap;
 	}
-	m->plan.allocs[m->plan.nallocs++] = p;
+	void *p = sv_aligned_alloc(bytes);
+	if (p)
+		pl->allocs[pl->nallocs++] = p;
 	return p;
 }
 
 void cnn14_plan_free(cnn14 *m)
 {
-	for (int i = 0; i < m->plan.nallocs; i++)
+	for (size_t i = 0; i < m->plan.nallocs; i++)
 		free(m->plan.allocs[i]);
+	free(m->plan.allocs);
 	memset(&m->plan, 0, sizeof m->plan);
 	m->have_forward = false;
 }
@@ -492,7 +501,8 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 		ALLOC(pl->dh, n * (size_t)c6);
 		ALLOC(pl->dfeat, n * (size_t)c6);
 	}
-	for (int t = 0; t < m->threads; t++)
+	ALLOC(pl->ws.col, m->threads);
+	for (int t = 0; ok && t < m->threads; t++)
 		ALLOC(pl->ws.col[t], col);
 	if (train) {
 		ALLOC(pl->ws.dw[0], dwp);
@@ -720,7 +730,7 @@ typedef struct {
 	const cnn14_sgd *opt;
 } step_ctx;
 
-static void step_task(void *arg, int tid, int nth)
+SER_KERNEL static void step_task(void *arg, int tid, int nth)
 {
 	const step_ctx *s = arg;
 	cnn14 *m = s->m;

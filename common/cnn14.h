@@ -82,7 +82,7 @@ typedef struct {
 	int classes;     /* >= 1 */
 	int width_div;   /* 1, 2, 4, 8, 16, 32 or 64: channels are 64/width_div, ..., 2048/width_div */
 	uint64_t seed;   /* initialisation and dropout */
-	int threads;     /* 0: the number of online CPUs */
+	int threads;     /* 0: nn_cpu_count(); at most NN_MAX_THREADS */
 } cnn14_config;
 
 typedef struct cnn14 cnn14;
@@ -106,7 +106,7 @@ int cnn14_threads(const cnn14 *m);
 /* ---- checkpoints (formats/checkpoint.md) ---- */
 
 /* A model built from a checkpoint's header (classes, class names, width
- * divisor) and loaded from it.  threads 0: online CPUs. */
+ * divisor) and loaded from it.  threads 0: nn_cpu_count(). */
 cnn14 *cnn14_open(const char *path, int threads, char *err);
 
 enum {

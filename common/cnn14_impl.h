@@ -10,7 +10,6 @@
 #define CNN14_BLOCKS 6
 #define CNN14_MAX_TENSORS 96
 #define CNN14_NAME_MAX 48
-#define CNN14_MAX_ALLOCS 96
 #define CNN14_BN_EPS 1e-5
 #define CNN14_BN_MOMENTUM 0.1
 #define CNN14_DROP_BLOCK 0.2
@@ -57,8 +56,8 @@ typedef struct {
 	uint8_t *mask_feat, *mask_h;
 	float *s1, *s2, *dlogits, *dh, *dfeat;
 	nn_conv_ws ws;
-	void *allocs[CNN14_MAX_ALLOCS];
-	int nallocs;
+	void **allocs;           /* every buffer above, freed together */
+	size_t nallocs, cap;
 } cnn14_plan;
 
 struct cnn14 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "iir.h"
 
 /* ---- design ---- */
@@ -45,15 +46,21 @@ static void sort_by_abs_imag(double complex *z, int n)
 	}
 }
 
+/* Roots handled at once: the 2 x order poles of a band-pass. */
+#define MAX_ROOTS (2 * IIR_MAX_ORDER)
+
 /* scipy's _cplxreal: one root of each conjugate pair (imag > 0, the pair
- * averaged), sorted by real part, then the real roots, sorted.  Returns the
- * count, or -1 when a complex root has no conjugate. */
-static int split_conjugates(const double complex *in, int n, root *out)
+ * averaged), sorted by real part, then the real roots, sorted, into out
+ * (room for out_cap roots).  Returns the count, or -1 when a complex root has
+ * no conjugate or n is more than MAX_ROOTS or out_cap. */
+static int split_conjugates(const double complex *in, int n, root *out, int out_cap)
 {
-	double complex z[4 * IIR_MAX_ORDER], zp[4 * IIR_MAX_ORDER], zn[4 * IIR_MAX_ORDER];
-	double zr[4 * IIR_MAX_ORDER];
+	double complex z[MAX_ROOTS], zp[MAX_ROOTS], zn[MAX_ROOTS];
+	double zr[MAX_ROOTS];
 	const double tol = 100 * DBL_EPSILON;
 	int np = 0, nn = 0, nr = 0;
+	if (n < 0 || n > MAX_ROOTS || n > out_cap)
+		return -1;
 	memcpy(z, in, (size_t)n * sizeof *z);
 	sort_by_real_then_imag(z, n);
 	for (int i = 0; i < n; i++) {
@@ -85,19 +92,32 @@ static int split_conjugates(const double complex *in, int n, root *out)
 	return k;
 }
 
-/* Complex division as numpy does it (Smith's method, scaled by a reciprocal):
- * pole pairs mirrored about the imaginary axis (bands centred on fs/4) tie
- * in distance from the unit circle up to rounding, and numpy's rounding
- * decides zpk2sos's section order there. */
+/* x + iy.  CMPLX is C11 but missing from clang 14's view of glibc's
+ * complex.h; a complex is laid out as two doubles (C11 6.2.5p13), so this
+ * is exact also for infinite or NaN parts, unlike x + I * y. */
+static double complex make_complex(double x, double y)
+{
+	double complex z;
+	double parts[2] = {x, y};
+	memcpy(&z, parts, sizeof z);
+	return z;
+}
+
+/* Complex division as numpy does it (Smith's method, scaled by a reciprocal),
+ * so the poles agree with scipy's to rounding.  Pole pairs mirrored about
+ * the imaginary axis (bands centred on fs/4) tie in distance from the unit
+ * circle up to rounding: there the section order is rounding's choice, in
+ * numpy as here (and numpy's differs between CPUs), and no test relies on
+ * it. */
 static double complex div_smith(double complex a, double complex b)
 {
 	double ar = creal(a), ai = cimag(a), br = creal(b), bi = cimag(b);
 	if (fabs(br) >= fabs(bi)) {
 		double rat = bi / br, scl = 1.0 / (br + bi * rat);
-		return CMPLX((ar + ai * rat) * scl, (ai - ar * rat) * scl);
+		return make_complex((ar + ai * rat) * scl, (ai - ar * rat) * scl);
 	}
 	double rat = br / bi, scl = 1.0 / (bi + br * rat);
-	return CMPLX((ar * rat + ai) * scl, (ai * rat - ar) * scl);
+	return make_complex((ar * rat + ai) * scl, (ai * rat - ar) * scl);
 }
 
 static void remove_root(root *r, int *n, int i)
@@ -176,10 +196,10 @@ int iir_butter_bandpass(int order, double low, double high, double rate, double 
 
 	/* analog prototype poles -exp(i pi m / 2n), m = -n+1, -n+3, ..., n-1,
 	 * each split into two band-pass poles */
-	double complex pa[2 * IIR_MAX_ORDER], pd[2 * IIR_MAX_ORDER];
+	double complex pa[MAX_ROOTS], pd[MAX_ROOTS];
 	for (int i = 0; i < n; i++) {
 		int m = -n + 1 + 2 * i;
-		double complex proto = -cexp(CMPLX(0, (M_PI * m) * (1.0 / (2 * n))));
+		double complex proto = -cexp(make_complex(0, (M_PI * m) * (1.0 / (2 * n))));
 		double complex plp = proto * bw / 2;
 		double complex d = csqrt(plp * plp - wo * wo);
 		pa[i] = plp + d;
@@ -196,8 +216,8 @@ int iir_butter_bandpass(int order, double low, double high, double rate, double 
 
 	/* zpk2sos, pairing 'nearest': sections built from the last, each time
 	 * around the pole closest to the unit circle and the zeros nearest it */
-	root p[2 * IIR_MAX_ORDER], z[2 * IIR_MAX_ORDER];
-	int np = split_conjugates(pd, 2 * n, p), nz = 2 * n;
+	root p[MAX_ROOTS], z[MAX_ROOTS];
+	int np = split_conjugates(pd, 2 * n, p, MAX_ROOTS), nz = 2 * n;
 	if (np < 0) {
 		snprintf(err, errlen, "internal error: unpaired complex pole");
 		return -1;
@@ -417,7 +437,7 @@ void iir_sos_get_state(const iir_sos *f, double *zi)
 }
 
 /* One section over a double buffer, in place. */
-static void section_run(iir_sos *f, int s, double *x, size_t n)
+SER_KERNEL static void section_run(iir_sos *f, int s, double *x, size_t n)
 {
 	double b0 = f->b0[s], b1 = f->b1[s], b2 = f->b2[s], a1 = f->a1[s], a2 = f->a2[s];
 	double z0 = f->z[2 * s], z1 = f->z[2 * s + 1];
@@ -434,7 +454,7 @@ static void section_run(iir_sos *f, int s, double *x, size_t n)
 /* Group g (sections 4g .. 4g+3), sample after sample: for pieces too short
  * for the pipeline. */
 #define DEFINE_GROUP_SCALAR(NAME, TIN, TOUT)                                   \
-	static void NAME(iir_sos *f, int g, const TIN *in, TOUT *out, size_t n) \
+	SER_KERNEL static void NAME(iir_sos *f, int g, const TIN *in, TOUT *out, size_t n) \
 	{                                                                      \
 		for (size_t i = 0; i < n; i++) {                               \
 			double v = in[i];                                      \
@@ -451,7 +471,7 @@ static void section_run(iir_sos *f, int s, double *x, size_t n)
 
 /* Group g through the skewed pipeline (see above).  n >= 2 SKEW. */
 #define DEFINE_GROUP_PIPELINE(NAME, SCALAR, TIN, TOUT)                                        \
-	static void NAME(iir_sos *f, int g, const TIN *in, TOUT *out, size_t n)                \
+	SER_KERNEL static void NAME(iir_sos *f, int g, const TIN *in, TOUT *out, size_t n)     \
 	{                                                                                     \
 		const int s0 = 4 * g;                                                         \
 		double *zs = f->z + 2 * s0;                                                   \

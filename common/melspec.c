@@ -1,4 +1,5 @@
 /* melspec.c - log-Mel spectrogram (see melspec.h for the definition). */
+#include "cpu.h"
 #include "melspec.h"
 
 #include <float.h>
@@ -270,7 +271,7 @@ static size_t reflect(ptrdiff_t j, size_t n)
 }
 
 /* Windows frame t into m->frame (zeros outside the window were set once). */
-static void fill_frame(melspec *m, const float *x, size_t n, size_t t)
+SER_KERNEL static void fill_frame(melspec *m, const float *x, size_t n, size_t t)
 {
 	int wl = m->cfg.win_length;
 	ptrdiff_t first = (ptrdiff_t)(t * (size_t)m->cfg.hop_length) - m->pad + m->win_lo;
@@ -287,7 +288,7 @@ static void fill_frame(melspec *m, const float *x, size_t n, size_t t)
 }
 
 /* |X|^power of bins [lo, hi) into row. */
-static void power_row(const melspec *m, float *restrict row)
+SER_KERNEL static void power_row(const melspec *m, float *restrict row)
 {
 	int lo = m->bin_lo, hi = m->bin_hi;
 	const float *restrict s = (const float *)m->spec;
@@ -310,7 +311,7 @@ static void power_row(const melspec *m, float *restrict row)
  * floor_db = mul * log10(amin), as torchaudio gives them.  The selections
  * are bit masks, not branches, so that GCC vectorises the loop without
  * -ffast-math. */
-static void to_db(float *restrict x, size_t n, float amin, float mul, float floor_db)
+SER_KERNEL static void to_db(float *restrict x, size_t n, float amin, float mul, float floor_db)
 {
 	const float k = mul * (float)(1.0 / M_LN10), ln2 = (float)M_LN2;
 	uint32_t amin_bits, floor_bits;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "nn_layers.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -20,7 +21,7 @@ typedef struct {
 	size_t n;
 } dropout_ctx;
 
-static void dropout_task(void *arg, int tid, int nth)
+SER_KERNEL static void dropout_task(void *arg, int tid, int nth)
 {
 	const dropout_ctx *c = arg;
 	size_t lo, hi;
@@ -56,7 +57,7 @@ static inline void gemm(int ta, int tb, size_t m, size_t n, size_t k, const nn_r
 /* ---- convolution ---- */
 
 /* col rows c*9+kh*3+kw (c in [c0,c1)), columns: image rows [r0,r1) of x. */
-static void im2col(const nn_real *x, size_t ldx, int c0, int c1, int h, int w, size_t r0, size_t r1,
+SER_KERNEL static void im2col(const nn_real *x, size_t ldx, int c0, int c1, int h, int w, size_t r0, size_t r1,
                    nn_real *col, size_t ldc)
 {
 	const size_t sz = sizeof *x;
@@ -88,7 +89,7 @@ static void im2col(const nn_real *x, size_t ldx, int c0, int c1, int h, int w, s
 }
 
 /* The adjoint of im2col over all image rows, for channels [c0,c1): dx += scatter(col). */
-static void col2im(const nn_real *col, size_t ldc, int c0, int c1, int h, int w, size_t rows, nn_real *dx,
+SER_KERNEL static void col2im(const nn_real *col, size_t ldc, int c0, int c1, int h, int w, size_t rows, nn_real *dx,
                    size_t ldx)
 {
 	for (int c = c0; c < c1; c++) {
@@ -181,7 +182,7 @@ static void padded_row(const nn_real *plane, int h, int w, size_t img, int y, nn
 		memcpy(pad + 1, plane + (img * (size_t)h + (size_t)y) * (size_t)w, (size_t)w * sizeof *pad);
 }
 
-static void direct_forward_rows(const conv_ctx *c, size_t r0, size_t r1)
+SER_KERNEL static void direct_forward_rows(const conv_ctx *c, size_t r0, size_t r1)
 {
 	const nn_conv *cv = c->cv;
 	const int h = cv->h, w = cv->w;
@@ -206,7 +207,7 @@ static void direct_forward_rows(const conv_ctx *c, size_t r0, size_t r1)
 }
 
 /* dW partial of rows [r0,r1) into part (cout*9), and dX of those rows. */
-static void direct_backward_rows(const conv_ctx *c, size_t r0, size_t r1, nn_real *part)
+SER_KERNEL static void direct_backward_rows(const conv_ctx *c, size_t r0, size_t r1, nn_real *part)
 {
 	const nn_conv *cv = c->cv;
 	const int h = cv->h, w = cv->w, cout = cv->cout;
@@ -274,9 +275,9 @@ typedef nn_real vreal __attribute__((vector_size(32)));
 typedef nn_real vrealu __attribute__((vector_size(32), aligned(sizeof(nn_real)), may_alias));
 #define VL ((int)(32 / sizeof(nn_real)))
 
-static inline vreal vload(const nn_real *p) { return *(const vrealu *)p; }
-static inline void vstore(nn_real *p, vreal v) { *(vrealu *)p = v; }
-static inline nn_real vsum(vreal v)
+SER_VINLINE vreal vload(const nn_real *p) { return *(const vrealu *)p; }
+SER_VINLINE void vstore(nn_real *p, vreal v) { *(vrealu *)p = v; }
+SER_VINLINE nn_real vsum(vreal v)
 {
 	nn_real s = 0;
 	for (int j = 0; j < VL; j++)
@@ -296,7 +297,7 @@ static size_t small_row_len(int w)
 }
 
 /* buf[((r-r0)*c + ci)*3 + kh] = row y+kh-1 of channel ci of image r's image, padded: [0, x.., 0]. */
-static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r0, size_t r1, nn_real *buf)
+SER_KERNEL static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r0, size_t r1, nn_real *buf)
 {
 	const size_t wp = small_row_len(w);
 	for (size_t r = r0; r < r1; r++) {
@@ -314,7 +315,7 @@ static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r
 }
 
 /* out[co][r][x0 .. x0+nv*VL) for co and co+1 (two: co+1 < cout) from the rows buffer; k (cout, cin, 9). */
-static inline void small_out(const nn_real *rows, int cin, size_t wp, const nn_real *k, int co, bool two, int x0,
+SER_VINLINE void small_out(const nn_real *rows, int cin, size_t wp, const nn_real *k, int co, bool two, int x0,
                              int nv, nn_real *o0, nn_real *o1)
 {
 	vreal a0[4] = {0}, a1[4] = {0};
@@ -339,7 +340,7 @@ static inline void small_out(const nn_real *rows, int cin, size_t wp, const nn_r
 }
 
 /* out (cout x P) rows [r0,r1) = conv of the channels in buf with k. */
-static void small_conv_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
+SER_KERNEL static void small_conv_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
                             const nn_real *k, nn_real *out)
 {
 	const size_t wp = small_row_len(w);
@@ -360,7 +361,7 @@ static void small_conv_rows(const nn_real *buf, int cin, int cout, int w, size_t
 }
 
 /* part (cout x cin*9) = dW of rows [r0,r1): sum over rows and x of dz * shifted input. */
-static void small_dw_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
+SER_KERNEL static void small_dw_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
                           const nn_real *dz, nn_real *part)
 {
 	const size_t wp = small_row_len(w);
@@ -382,7 +383,7 @@ static void small_dw_rows(const nn_real *buf, int cin, int cout, int w, size_t p
 		}
 }
 
-static void conv_forward_task(void *arg, int tid, int nth)
+SER_KERNEL static void conv_forward_task(void *arg, int tid, int nth)
 {
 	conv_ctx *c = arg;
 	const nn_conv *cv = c->cv;
@@ -425,7 +426,7 @@ void NN_FN(nn_conv_forward)(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, co
 	nn_pool_run(pool, conv_forward_task, &c);
 }
 
-static void conv_backward_task(void *arg, int tid, int nth)
+SER_KERNEL static void conv_backward_task(void *arg, int tid, int nth)
 {
 	conv_ctx *c = arg;
 	const nn_conv *cv = c->cv;
@@ -535,7 +536,7 @@ typedef struct {
 /* s1 = sum a' and s2 = sum a'*b' over n values, where a' = a - ashift and
  * b' = b - bshift (b NULL: b' = a'), in blocks of float lanes
  * (vectorised) added into double. */
-static void sums2(const nn_real *a, nn_real ashift, const nn_real *b, nn_real bshift, size_t n, double *s1,
+SER_KERNEL static void sums2(const nn_real *a, nn_real ashift, const nn_real *b, nn_real bshift, size_t n, double *s1,
                   double *s2)
 {
 	enum { L = 8, BLOCK = 256 };
@@ -567,7 +568,7 @@ static void sums2(const nn_real *a, nn_real ashift, const nn_real *b, nn_real bs
 	*s2 = d2;
 }
 
-static void bn_stats_task(void *arg, int tid, int nth)
+SER_KERNEL static void bn_stats_task(void *arg, int tid, int nth)
 {
 	const bn_ctx *b = arg;
 	size_t lo, hi;
@@ -590,7 +591,7 @@ void NN_FN(nn_bn_stats)(nn_pool *pool, int c, size_t p, const nn_real *z, double
 	nn_pool_run(pool, bn_stats_task, &b);
 }
 
-static void affine_relu_pool_task(void *arg, int tid, int nth)
+SER_KERNEL static void affine_relu_pool_task(void *arg, int tid, int nth)
 {
 	const bn_ctx *b = arg;
 	const int h2 = b->h / b->k, w2 = b->w / b->k;
@@ -640,7 +641,7 @@ void NN_FN(nn_affine_relu_pool)(nn_pool *pool, int c, int n, int h, int w, int k
 	nn_pool_run(pool, affine_relu_pool_task, &b);
 }
 
-static void bn_relu_backward_task(void *arg, int tid, int nth)
+SER_KERNEL static void bn_relu_backward_task(void *arg, int tid, int nth)
 {
 	const bn_ctx *b = arg;
 	const int w = b->w, h2 = b->h / b->k, w2 = w / b->k;
@@ -705,15 +706,20 @@ void NN_FN(nn_bn_relu_backward)(nn_pool *pool, int c, int n, int h, int w, int k
 	nn_pool_run(pool, bn_relu_backward_task, &b);
 }
 
-void NN_FN(nn_dropout_apply)(size_t n, nn_real *x, const uint8_t *mask, nn_real keep_scale)
+SER_KERNEL static void dropout_apply_kernel(size_t n, nn_real *x, const uint8_t *mask, nn_real keep_scale)
 {
 	for (size_t i = 0; i < n; i++)
 		x[i] = mask[i] ? x[i] * keep_scale : 0;
 }
 
+void NN_FN(nn_dropout_apply)(size_t n, nn_real *x, const uint8_t *mask, nn_real keep_scale)
+{
+	dropout_apply_kernel(n, x, mask, keep_scale);
+}
+
 /* ---- bn0: BatchNorm over columns ---- */
 
-void NN_FN(nn_colbn_stats)(size_t rows, int cols, const nn_real *x, double *mean, double *var)
+SER_KERNEL static void colbn_stats_kernel(size_t rows, int cols, const nn_real *x, double *mean, double *var)
 {
 	for (int j = 0; j < cols; j++)
 		mean[j] = var[j] = 0;
@@ -731,6 +737,11 @@ void NN_FN(nn_colbn_stats)(size_t rows, int cols, const nn_real *x, double *mean
 		var[j] /= (double)rows;
 }
 
+void NN_FN(nn_colbn_stats)(size_t rows, int cols, const nn_real *x, double *mean, double *var)
+{
+	colbn_stats_kernel(rows, cols, x, mean, var);
+}
+
 typedef struct {
 	size_t rows;
 	int cols;
@@ -738,7 +749,7 @@ typedef struct {
 	nn_real *y;
 } colbn_ctx;
 
-static void colbn_apply_task(void *arg, int tid, int nth)
+SER_KERNEL static void colbn_apply_task(void *arg, int tid, int nth)
 {
 	const colbn_ctx *c = arg;
 	size_t lo, hi;
@@ -757,7 +768,7 @@ void NN_FN(nn_colbn_apply)(nn_pool *pool, size_t rows, int cols, const nn_real *
 	nn_pool_run(pool, colbn_apply_task, &c);
 }
 
-void NN_FN(nn_colbn_backward)(size_t rows, int cols, const nn_real *x, const nn_real *mean,
+SER_KERNEL static void colbn_backward_kernel(size_t rows, int cols, const nn_real *x, const nn_real *mean,
                               const nn_real *invstd, const nn_real *gamma, const nn_real *dy,
                               int batch_stats, nn_real *dx, nn_real *dgamma, nn_real *dbeta, int acc)
 {
@@ -788,9 +799,16 @@ void NN_FN(nn_colbn_backward)(size_t rows, int cols, const nn_real *x, const nn_
 		}
 }
 
+void NN_FN(nn_colbn_backward)(size_t rows, int cols, const nn_real *x, const nn_real *mean,
+                              const nn_real *invstd, const nn_real *gamma, const nn_real *dy,
+                              int batch_stats, nn_real *dx, nn_real *dgamma, nn_real *dbeta, int acc)
+{
+	colbn_backward_kernel(rows, cols, x, mean, invstd, gamma, dy, batch_stats, dx, dgamma, dbeta, acc);
+}
+
 /* ---- head ---- */
 
-void NN_FN(nn_head_forward)(int c, int n, int h, int w, const nn_real *x, nn_real *feat, int *argmax)
+SER_KERNEL static void head_forward_kernel(int c, int n, int h, int w, const nn_real *x, nn_real *feat, int *argmax)
 {
 	for (int ch = 0; ch < c; ch++)
 		for (int img = 0; img < n; img++) {
@@ -813,7 +831,12 @@ void NN_FN(nn_head_forward)(int c, int n, int h, int w, const nn_real *x, nn_rea
 		}
 }
 
-void NN_FN(nn_head_backward)(int c, int n, int h, int w, const nn_real *dfeat, const int *argmax, nn_real *dx)
+void NN_FN(nn_head_forward)(int c, int n, int h, int w, const nn_real *x, nn_real *feat, int *argmax)
+{
+	head_forward_kernel(c, n, h, w, x, feat, argmax);
+}
+
+SER_KERNEL static void head_backward_kernel(int c, int n, int h, int w, const nn_real *dfeat, const int *argmax, nn_real *dx)
 {
 	for (int ch = 0; ch < c; ch++)
 		for (int img = 0; img < n; img++) {
@@ -826,6 +849,11 @@ void NN_FN(nn_head_backward)(int c, int n, int h, int w, const nn_real *dfeat, c
 					xi[(size_t)y * (size_t)w + (size_t)f] = v;
 			}
 		}
+}
+
+void NN_FN(nn_head_backward)(int c, int n, int h, int w, const nn_real *dfeat, const int *argmax, nn_real *dx)
+{
+	head_backward_kernel(c, n, h, w, dfeat, argmax, dx);
 }
 
 /* ---- linear layers and the loss ---- */
@@ -853,7 +881,7 @@ void NN_FN(nn_linear_backward)(int n, int in, int out, const nn_real *x, const n
 		gemm(0, 0, (size_t)n, (size_t)in, (size_t)out, dy, (size_t)out, wt, (size_t)in, 0, dx, (size_t)in);
 }
 
-void NN_FN(nn_log_softmax)(int n, int k, const nn_real *logits, nn_real *logp)
+SER_KERNEL static void log_softmax_kernel(int n, int k, const nn_real *logits, nn_real *logp)
 {
 	for (int i = 0; i < n; i++) {
 		const nn_real *l = logits + (size_t)i * (size_t)k;
@@ -868,6 +896,11 @@ void NN_FN(nn_log_softmax)(int n, int k, const nn_real *logits, nn_real *logp)
 		for (int j = 0; j < k; j++)
 			o[j] = l[j] - lse;
 	}
+}
+
+void NN_FN(nn_log_softmax)(int n, int k, const nn_real *logits, nn_real *logp)
+{
+	log_softmax_kernel(n, k, logits, logp);
 }
 
 double NN_FN(nn_weighted_nll)(int n, int k, const nn_real *logp, const int *labels, const nn_real *w,

@@ -69,7 +69,7 @@ typedef struct {
 
 /* Scratch of a convolution; sizes from nn_conv_ws_size. */
 typedef struct {
-	nn_real *col[NN_MAX_THREADS];  /* chunked: 9*max(cin,cout)*chunk_rows*w each */
+	nn_real **col;                 /* one per pool thread; chunked: 9*max(cin,cout)*chunk_rows*w each */
 	nn_real *dw[1];                /* chunked backward: cout*cin*9 per chunk */
 	nn_real *wflip;                /* chunked backward: cin*cout*9 */
 	nn_real *full;                 /* whole-batch: 9*cin*n*h*w */

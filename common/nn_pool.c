@@ -1,9 +1,13 @@
 /* nn_pool.c - see nn_pool.h. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "nn_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Waiters may spin this many PAUSE rounds (~28 ns each on Zen 3) before
@@ -14,7 +18,7 @@
 
 struct nn_pool {
 	int n;
-	pthread_t threads[NN_MAX_THREADS];
+	pthread_t *threads;       /* n entries; [0] unused (the caller is thread 0) */
 	int started;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv, done_cv, bar_cv;
@@ -77,6 +81,11 @@ nn_pool *nn_pool_new(int nthreads)
 	if (!p)
 		return NULL;
 	p->n = nthreads;
+	p->threads = calloc((size_t)nthreads, sizeof *p->threads);
+	if (!p->threads) {
+		free(p);
+		return NULL;
+	}
 	atomic_init(&p->generation, 0);
 	atomic_init(&p->pending, 0);
 	atomic_init(&p->quit, 0);
@@ -116,6 +125,7 @@ void nn_pool_free(nn_pool *p)
 	pthread_cond_destroy(&p->work_cv);
 	pthread_cond_destroy(&p->done_cv);
 	pthread_cond_destroy(&p->bar_cv);
+	free(p->threads);
 	free(p);
 }
 
@@ -181,8 +191,54 @@ void nn_split(size_t n, size_t align, int tid, int nth, size_t *lo, size_t *hi)
 	*hi = b1 * align < n ? b1 * align : n;
 }
 
+/* ceil(quota / period) from a cgroup v2 cpu.max file ("max 100000" or
+ * "150000 100000"), or 0 when there is no quota or no such file. */
+static long cgroup_quota_cpus(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char quota[32] = "";
+	long period = 0;
+	int got = fscanf(f, "%31s %ld", quota, &period);
+	fclose(f);
+	if (got != 2 || period <= 0 || strcmp(quota, "max") == 0)
+		return 0;
+	long q = strtol(quota, NULL, 10);
+	return q > 0 ? (q + period - 1) / period : 0;
+}
+
+/* The cpu.max of this process's own cgroup (v2: the "0::" line of
+ * /proc/self/cgroup), or 0. */
+static long own_cgroup_quota_cpus(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	if (!f)
+		return 0;
+	char line[4096], path[4200];
+	long n = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", line + 3);
+		n = cgroup_quota_cpus(path);
+		break;
+	}
+	fclose(f);
+	return n;
+}
+
 int nn_cpu_count(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = 0;
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	long quota = own_cgroup_quota_cpus();
+	if (quota > 0 && quota < n)
+		n = quota;
 	return n < 1 ? 1 : n > NN_MAX_THREADS ? NN_MAX_THREADS : (int)n;
 }

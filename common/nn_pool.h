@@ -17,13 +17,16 @@
 
 #include <stddef.h>
 
-#define NN_MAX_THREADS 64
+/* A sanity bound on the thread count of one pool, not a table size: every
+ * per-thread structure is allocated for the count asked for.  Programs
+ * refuse more with a message that names this limit. */
+#define NN_MAX_THREADS 1024
 
 typedef struct nn_pool nn_pool;
 typedef void (*nn_task)(void *ctx, int tid, int nthreads);
 
-/* nthreads >= 1 (capped at NN_MAX_THREADS).  NULL when out of memory or
- * when a thread cannot be started. */
+/* 1 <= nthreads <= NN_MAX_THREADS (values outside are brought inside).
+ * NULL when out of memory or when a thread cannot be started. */
 nn_pool *nn_pool_new(int nthreads);
 void nn_pool_free(nn_pool *pool);
 int nn_pool_threads(const nn_pool *pool);
@@ -34,7 +37,10 @@ void nn_pool_barrier(nn_pool *pool);
  * contiguous blocks that are multiples of align (the last one excepted). */
 void nn_split(size_t n, size_t align, int tid, int nth, size_t *lo, size_t *hi);
 
-/* The number of online CPUs (at least 1). */
+/* The number of CPUs this process may use: those of its affinity mask
+ * (taskset, cpusets), further limited by a cgroup v2 CPU quota (cpu.max,
+ * rounded up), at least 1 and at most NN_MAX_THREADS.  The default thread
+ * count of every program. */
 int nn_cpu_count(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include "eval_report.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "nn_pool.h"
 #include "stream.h"
 
 static const char *prog = "cnn-eval";
@@ -36,7 +37,7 @@ static const char usage[] =
 	"      --ignore-class-names  score even when the stream's class names differ\n"
 	"                         from the checkpoint's (labels are taken as the\n"
 	"                         checkpoint's class indices)\n"
-	"      --threads N        threads (default: all cores)\n"
+	"      --threads N        threads (default 0: the cores this process may use)\n"
 	"      --max-record N     record size limit in bytes (K/M/G suffix)\n"
 	"      --progress         progress on stderr even when it is not a terminal\n"
 	"      --help, --version\n"
@@ -79,8 +80,8 @@ static void parse_args(int argc, char **argv, options *o)
 		case O_PAD: o->pad_short = true; break;
 		case O_IGNORE: o->ignore_names = true; break;
 		case O_THREADS:
-			if (!cli_parse_long(optarg, 0, 256, &v))
-				cli_usage_error(prog, "--threads: '%s' is not a thread count (0..256)", optarg);
+			if (!cli_parse_long(optarg, 0, NN_MAX_THREADS, &v))
+				cli_usage_error(prog, "--threads: '%s' is not a thread count (0 for all cores, at most %d)", optarg, NN_MAX_THREADS);
 			o->threads = (int)v;
 			break;
 		case O_MAXREC:

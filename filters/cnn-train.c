@@ -18,6 +18,7 @@
 #include "dataset.h"
 #include "evaluate.h"
 #include "metrics.h"
+#include "nn_pool.h"
 #include "rng.h"
 #include "stream.h"
 
@@ -60,7 +61,8 @@ static const char usage[] =
 	"                         it ends exactly as the uninterrupted run would\n"
 	"      --save-every SECS  also save resumable state mid-epoch this often\n"
 	"                         (default 600; 0: at epoch ends only)\n"
-	"      --threads N        (default: all cores; results do not depend on it)\n"
+	"      --threads N        (default 0: the cores this process may use; results\n"
+	"                         do not depend on it)\n"
 	"      --eval-batch N     largest batch of equal-length items when scoring (32)\n"
 	"      --progress         progress on stderr even when it is not a terminal\n"
 	"  -q, --quiet            no progress at all\n"
@@ -194,8 +196,8 @@ static void parse_args(int argc, char **argv, options *o, const char **resume)
 				cli_usage_error(prog, "--save-every: '%s' is not a number of seconds", optarg);
 			break;
 		case O_THREADS:
-			if (!cli_parse_long(optarg, 0, 256, &v))
-				cli_usage_error(prog, "--threads: '%s' is not a thread count", optarg);
+			if (!cli_parse_long(optarg, 0, NN_MAX_THREADS, &v))
+				cli_usage_error(prog, "--threads: '%s' is not a thread count (0 for all cores, at most %d)", optarg, NN_MAX_THREADS);
 			o->threads = (int)v;
 			o->threads_given = true;
 			break;

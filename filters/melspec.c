@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "melspec.h"
+#include "nn_pool.h"
 #include "stream.h"
 
 static const char *prog = "melspec";
@@ -29,7 +30,8 @@ static const char usage[] =
 	"stream header; an item of N samples gives 1 + floor(N / hop) frames.\n"
 	"\n"
 	"  -o, --output FILE   write the stream to FILE atomically (default stdout)\n"
-	"  -j, --jobs N        worker threads (default 1); item order is kept\n"
+	"  -j, --threads N     worker threads (default: the cores this process may use);\n"
+	"                      item order and output bytes do not depend on it\n"
 	"      --mels N        mel bands (default 64)\n"
 	"      --fmin HZ       lowest mel edge (default 50)\n"
 	"      --fmax HZ       highest mel edge, at most half the sample rate (default 8000)\n"
@@ -259,7 +261,8 @@ int main(int argc, char **argv)
 	enum { O_MELS = 256, O_FMIN, O_FMAX, O_NFFT, O_WIN, O_HOP, O_POWER, O_NODB, O_PADSHORT, O_PROGRESS, O_MAXREC,
 	       O_HELP, O_VERSION };
 	static const struct option opts[] = {
-		{"output", required_argument, 0, 'o'},   {"jobs", required_argument, 0, 'j'},
+		{"output", required_argument, 0, 'o'},   {"threads", required_argument, 0, 'j'},
+		{"jobs", required_argument, 0, 'j'}, /* the older name */
 		{"mels", required_argument, 0, O_MELS},  {"fmin", required_argument, 0, O_FMIN},
 		{"fmax", required_argument, 0, O_FMAX},  {"nfft", required_argument, 0, O_NFFT},
 		{"win", required_argument, 0, O_WIN},    {"hop", required_argument, 0, O_HOP},
@@ -271,7 +274,7 @@ int main(int argc, char **argv)
 	openblas_quiet(argv);
 	melspec_config cfg = melspec_default_config(0);
 	const char *output = NULL;
-	long jobs = 1, win = -1;
+	long jobs = nn_cpu_count(), win = -1;
 	bool pad_short = false, progress = false;
 	size_t max_record = 0;
 	int c;
@@ -279,7 +282,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:j:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
-		case 'j': jobs = opt_long("jobs", optarg, 1, 64); break;
+		case 'j': jobs = opt_long("threads", optarg, 1, NN_MAX_THREADS); break;
 		case O_MELS: cfg.n_mels = (int)opt_long("mels", optarg, 1, 65536); break;
 		case O_FMIN: cfg.f_min = opt_double("fmin", optarg, 0, 1e9); break;
 		case O_FMAX: cfg.f_max = opt_double("fmax", optarg, 0, 1e9); break;

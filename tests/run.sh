@@ -7,8 +7,10 @@
 #   SERTOOLS_TESTBIN  the compiled test helpers (BUILD_DIR/tests)
 #   SERTOOLS_SRC      the source tree
 #   SERTOOLS_SANITIZE 1 for the ASan+UBSan build
-# A test passes when it exits 0.  Its output goes to BUILD_DIR/test-logs/;
-# a failing test's last lines are shown.  Appends "PASSED FAILED" to COUNTS_FILE.
+# A test passes when it exits 0 and is skipped when it exits 77 (what it
+# lacks on its last line); any other status fails.  Its output goes to
+# BUILD_DIR/test-logs/; a failing test's last lines are shown.  Appends
+# "PASSED FAILED SKIPPED" to COUNTS_FILE.
 set -u
 build=$1 label=$2 counts=$3 filter=${4:-}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +23,7 @@ export LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 logs=$src/$build/test-logs
 mkdir -p "$logs"
-pass=0 fail=0
+pass=0 fail=0 skip=0
 tests=()
 for t in "$src"/tests/t-*.sh "$src"/tests/t-*.py "$src/$build"/tests/t-*; do
 	[ -f "$t" ] || continue
@@ -46,6 +48,9 @@ for t in "${tests[@]}"; do
 	if [ $rc -eq 0 ]; then
 		pass=$((pass + 1))
 		printf 'PASS %s%s (%s s)\n' "$label" "$n" "$secs"
+	elif [ $rc -eq 77 ]; then
+		skip=$((skip + 1))
+		printf 'SKIP %s%s: %s\n' "$label" "$n" "$(tail -n 1 "$logs/$n.log")"
 	else
 		fail=$((fail + 1))
 		printf 'FAIL %s%s (exit %d)\n' "$label" "$n" "$rc"
@@ -53,4 +58,4 @@ for t in "${tests[@]}"; do
 	fi
 	rm -rf "$dir"
 done
-echo "$pass $fail" >>"$counts"
+echo "$pass $fail $skip" >>"$counts"

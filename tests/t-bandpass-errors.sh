@@ -44,7 +44,7 @@ expect() {
 	if [ $rc -ne "$code" ]; then
 		echo "FAIL: bandpass $*: exit $rc, expected $code; stderr: $(cat err.txt)"
 		fail=1
-	elif [ "$pattern" = - ] && [ -s err.txt ] || [ "$pattern" != - ] && ! grep -qE -- "$pattern" err.txt; then
+	elif { [ "$pattern" = - ] && [ -s err.txt ]; } || { [ "$pattern" != - ] && ! grep -qE -- "$pattern" err.txt; }; then
 		echo "FAIL: bandpass $*: message '$(cat err.txt)' does not match '$pattern'"
 		fail=1
 	fi

@@ -99,6 +99,11 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	c.cv = (nn_conv){cin, cout, n, h, w, chunk_rows};
 	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
 	nn_conv_sizes s = nn_conv_ws_size_d(&c.cv, 1);
+	c.ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c.ws.col);
+	if (!c.ws.col) {
+		printf("FAIL: out of memory\n");
+		exit(1);
+	}
 	for (int t = 0; t < nn_pool_threads(pool); t++)
 		c.ws.col[t] = vec(s.col, 0);
 	c.ws.dw[0] = vec(s.dw, 0);
@@ -152,6 +157,7 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	free(dx);
 	for (int t = 0; t < nn_pool_threads(pool); t++)
 		free(c.ws.col[t]);
+	free(c.ws.col);
 	free(c.ws.dw[0]);
 	free(c.ws.wflip);
 	free(c.ws.full);
