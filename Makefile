@@ -78,7 +78,7 @@ $(BUILD)/flags: FORCE | $(BUILD)/pkg-cflags
 .PHONY: FORCE
 FORCE:
 
-$(BUILD)/obj/%.o: %.c $(wildcard common/*.h) $(BUILD)/flags | $(BUILD)/pkg-cflags
+$(BUILD)/obj/%.o: %.c $(wildcard common/*.h tests/*.h) $(BUILD)/flags | $(BUILD)/pkg-cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(SER_CFLAGS) -c -o $@ $<
 

@@ -143,7 +143,7 @@ static void init_task(void *arg, int tid, int nth)
 	size_t lo, hi;
 	nn_split(c->n, 64, tid, nth, &lo, &hi);
 	for (size_t i = lo; i < hi; i++) {
-		double u = (double)(nn_mix64(c->base + (i + 1) * NN_GOLDEN) >> 11) * 0x1p-53;
+		double u = (double)(rng_mix64(c->base + (i + 1) * RNG_GOLDEN) >> 11) * 0x1p-53;
 		c->data[i] = (float)(c->bound * (2 * u - 1));
 	}
 }
@@ -160,7 +160,7 @@ static void init_params(cnn14 *m, uint64_t seed)
 		} else if (t->ndim >= 2) {
 			size_t rf = t->ndim == 4 ? 9 : 1;
 			double fan_in = (double)t->shape[1] * (double)rf, fan_out = (double)t->shape[0] * (double)rf;
-			init_ctx c = {d, t->numel, nn_mix64(seed ^ nn_mix64(0x1000 + i)),
+			init_ctx c = {d, t->numel, rng_mix64(seed ^ rng_mix64(0x1000 + i)),
 			              (float)sqrt(6.0 / (fan_in + fan_out))};
 			nn_pool_run(m->pool, init_task, &c);
 		} else {
@@ -402,33 +402,6 @@ void cnn14_plan_free(cnn14 *m)
 	m->have_forward = false;
 }
 
-/* Whole-batch convolutions once the batch has this few positions; larger
- * ones are cut into chunks of about CHUNK_COLUMNS positions, a multiple of
- * four of them (so that 1, 2 or 4 threads share them evenly; the count
- * must not depend on the thread count, which would change the summation
- * order of the weight gradients). */
-#define WHOLE_BATCH_MAX_P 4096
-#define CHUNK_COLUMNS 1024
-
-static void plan_conv(const cnn14 *m, nn_conv *cv, int cin, int cout, int n, int h, int w)
-{
-	cv->cin = cin;
-	cv->cout = cout;
-	cv->n = n;
-	cv->h = h;
-	cv->w = w;
-	size_t rows = (size_t)n * (size_t)h, p = rows * (size_t)w;
-	(void)m;
-	if (p <= WHOLE_BATCH_MAX_P && cin > 1) { /* one input channel: direct, by rows */
-		cv->chunk_rows = 0;
-		return;
-	}
-	size_t per = (size_t)(CHUNK_COLUMNS / w > 0 ? CHUNK_COLUMNS / w : 1);
-	size_t chunks = (rows + per - 1) / per;
-	chunks = (chunks + 3) / 4 * 4;
-	cv->chunk_rows = (int)((rows + chunks - 1) / chunks);
-}
-
 static int plan(cnn14 *m, int batch, int frames, bool train)
 {
 	cnn14_plan *pl = &m->plan;
@@ -452,8 +425,8 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 		bp->k = k;
 		bp->p = n * (size_t)h * (size_t)w;
 		bp->pout = n * (size_t)(h / k) * (size_t)(w / k);
-		plan_conv(m, &bp->cv1, cin, c, batch, h, w);
-		plan_conv(m, &bp->cv2, c, c, batch, h, w);
+		nn_conv_plan(&bp->cv1, cin, c, batch, h, w);
+		nn_conv_plan(&bp->cv2, c, c, batch, h, w);
 		if (b == 0)
 			ALLOC(bp->x, bp->p);
 		else
@@ -465,13 +438,13 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 		ALLOC(bp->bnf, 8 * (size_t)c);
 		if (train) {
 			ALLOC(bp->mask, (size_t)c * bp->pout);
-			if (bp->cv1.chunk_rows == 0)
+			if (bp->cv1.strategy == NN_CONV_WHOLE_BATCH)
 				ALLOC(bp->keep1, 9 * (size_t)cin * bp->p);
-			if (bp->cv2.chunk_rows == 0)
+			if (bp->cv2.strategy == NN_CONV_WHOLE_BATCH)
 				ALLOC(bp->keep2, 9 * (size_t)c * bp->p);
 		}
 		for (int j = 0; j < 2; j++) {
-			nn_conv_sizes s = nn_conv_ws_size_f(j ? &bp->cv2 : &bp->cv1, train);
+			nn_conv_sizes s = nn_conv_ws_size(j ? &bp->cv2 : &bp->cv1, train);
 			col = s.col > col ? s.col : col;
 			dwp = s.dw > dwp ? s.dw : dwp;
 			wflip = s.wflip > wflip ? s.wflip : wflip;
@@ -568,9 +541,9 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 	/* bn0 over the mel bins */
 	memcpy(pl->xin, x, rows * CNN14_N_MELS * sizeof *x);
 	if (batch_stats)
-		nn_colbn_stats_f(rows, CNN14_N_MELS, pl->xin, mean, var);
+		nn_colbn_stats(rows, CNN14_N_MELS, pl->xin, mean, var);
 	bn_prepare(m, &m->bn0, mean, var, rows, batch_stats, update, pl->bn0f);
-	nn_colbn_apply_f(m->pool, rows, CNN14_N_MELS, pl->xin, pl->bn0f + 2 * CNN14_N_MELS,
+	nn_colbn_apply(m->pool, rows, CNN14_N_MELS, pl->xin, pl->bn0f + 2 * CNN14_N_MELS,
 	                 pl->bn0f + 3 * CNN14_N_MELS, pl->blk[0].x);
 
 	if (dropout)
@@ -580,17 +553,17 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 		const block_ref *br = &m->blk[b];
 		const int c = m->ch[b];
 		float *bnf1 = bp->bnf, *bnf2 = bp->bnf + 4 * c;
-		nn_conv_forward_f(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), bp->z1,
+		nn_conv_forward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), bp->z1,
 		                  train ? bp->keep1 : NULL);
 		if (batch_stats)
-			nn_bn_stats_f(m->pool, c, bp->p, bp->z1, mean, var);
+			nn_bn_stats(m->pool, c, bp->p, bp->z1, mean, var);
 		bn_prepare(m, &br->bn1, mean, var, bp->p, batch_stats, update, bnf1);
-		nn_affine_relu_pool_f(m->pool, c, batch, bp->h, bp->w, 1, bp->z1, bnf1 + 2 * c, bnf1 + 3 * c, NULL, 1,
+		nn_affine_relu_pool(m->pool, c, batch, bp->h, bp->w, 1, bp->z1, bnf1 + 2 * c, bnf1 + 3 * c, NULL, 1,
 		                      bp->a1);
-		nn_conv_forward_f(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), bp->z2,
+		nn_conv_forward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), bp->z2,
 		                  train ? bp->keep2 : NULL);
 		if (batch_stats)
-			nn_bn_stats_f(m->pool, c, bp->p, bp->z2, mean, var);
+			nn_bn_stats(m->pool, c, bp->p, bp->z2, mean, var);
 		bn_prepare(m, &br->bn2, mean, var, bp->p, batch_stats, update, bnf2);
 		uint8_t *mask = NULL;
 		if (dropout) {
@@ -598,7 +571,7 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 			nn_dropout_mask(m->pool, m->seed, m->dropout_counter, b + 1, CNN14_DROP_BLOCK, mask,
 			                (size_t)c * bp->pout);
 		}
-		nn_affine_relu_pool_f(m->pool, c, batch, bp->h, bp->w, bp->k, bp->z2, bnf2 + 2 * c, bnf2 + 3 * c,
+		nn_affine_relu_pool(m->pool, c, batch, bp->h, bp->w, bp->k, bp->z2, bnf2 + 2 * c, bnf2 + 3 * c,
 		                      mask, (float)(1 / (1 - CNN14_DROP_BLOCK)), bp->out);
 	}
 	pl->dropout = dropout;
@@ -606,21 +579,21 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 	/* head */
 	const block_plan *b6 = &pl->blk[CNN14_BLOCKS - 1];
 	const int c6 = m->ch[CNN14_BLOCKS - 1], k = m->classes;
-	nn_head_forward_f(c6, batch, b6->h, b6->w, b6->out, pl->feat, pl->argmax);
+	nn_head_forward(c6, batch, b6->h, b6->w, b6->out, pl->feat, pl->argmax);
 	const float half = (float)(1 / (1 - CNN14_DROP_HEAD));
 	if (dropout) {
 		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 7, CNN14_DROP_HEAD, pl->mask_feat, n * (size_t)c6);
-		nn_dropout_apply_f(n * (size_t)c6, pl->feat, pl->mask_feat, half);
+		nn_dropout_apply(n * (size_t)c6, pl->feat, pl->mask_feat, half);
 	}
-	nn_linear_forward_f(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), cnn14_pdata(m, m->fc1_b), pl->h1);
+	nn_linear_forward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), cnn14_pdata(m, m->fc1_b), pl->h1);
 	for (size_t i = 0; i < n * (size_t)c6; i++)
 		pl->hd[i] = pl->h1[i] > 0 ? pl->h1[i] : 0;
 	if (dropout) {
 		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 8, CNN14_DROP_HEAD, pl->mask_h, n * (size_t)c6);
-		nn_dropout_apply_f(n * (size_t)c6, pl->hd, pl->mask_h, half);
+		nn_dropout_apply(n * (size_t)c6, pl->hd, pl->mask_h, half);
 	}
-	nn_linear_forward_f(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), cnn14_pdata(m, m->fc_b), pl->logits);
-	nn_log_softmax_f(batch, k, pl->logits, pl->logits);
+	nn_linear_forward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), cnn14_pdata(m, m->fc_b), pl->logits);
+	nn_log_softmax(batch, k, pl->logits, pl->logits);
 	if (logp)
 		memcpy(logp, pl->logits, n * (size_t)k * sizeof *logp);
 	m->have_forward = train;
@@ -655,7 +628,7 @@ static void bn_backward(cnn14 *m, const bn_ref *bn, const block_plan *bp, int k,
 {
 	const int c = bn->c;
 	int acc = pair_acc(m, bn->w, bn->b);
-	nn_bn_relu_backward_f(m->pool, c, m->plan.batch, bp->h, bp->w, k, z, bnf, bnf + c, cnn14_pdata(m, bn->w),
+	nn_bn_relu_backward(m->pool, c, m->plan.batch, bp->h, bp->w, k, z, bnf, bnf + c, cnn14_pdata(m, bn->w),
 	                      bnf + 2 * c, bnf + 3 * c, dy, m->plan.batch_stats, dz, cnn14_pgrad(m, bn->w),
 	                      cnn14_pgrad(m, bn->b), acc);
 }
@@ -671,46 +644,46 @@ int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, doub
 	for (int i = 0; i < batch; i++)
 		if (labels[i] < 0 || labels[i] >= k)
 			return cnn14_fail(m, CNN14_ERR_ARG, "label %d of sample %d: not a class of %d", labels[i], i + 1, k);
-	double l = nn_weighted_nll_f(batch, k, pl->logits, labels, class_weights, pl->dlogits);
+	double l = nn_weighted_nll(batch, k, pl->logits, labels, class_weights, pl->dlogits);
 	if (loss)
 		*loss = l;
 	const float half = (float)(1 / (1 - CNN14_DROP_HEAD));
 	int acc = pair_acc(m, m->fc_w, m->fc_b);
-	nn_linear_backward_f(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), pl->dlogits, cnn14_pgrad(m, m->fc_w),
+	nn_linear_backward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), pl->dlogits, cnn14_pgrad(m, m->fc_w),
 	                     cnn14_pgrad(m, m->fc_b), acc, pl->dh);
 	if (pl->dropout)
-		nn_dropout_apply_f(n * (size_t)c6, pl->dh, pl->mask_h, half);
+		nn_dropout_apply(n * (size_t)c6, pl->dh, pl->mask_h, half);
 	for (size_t i = 0; i < n * (size_t)c6; i++)
 		if (!(pl->h1[i] > 0))
 			pl->dh[i] = 0;
 	const bool body = m->finetune == CNN14_FINETUNE_ALL;
 	acc = pair_acc(m, m->fc1_w, m->fc1_b);
-	nn_linear_backward_f(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), pl->dh, cnn14_pgrad(m, m->fc1_w),
+	nn_linear_backward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), pl->dh, cnn14_pgrad(m, m->fc1_w),
 	                     cnn14_pgrad(m, m->fc1_b), acc, body ? pl->dfeat : NULL);
 	if (!body)
 		return CNN14_OK;
 	if (pl->dropout)
-		nn_dropout_apply_f(n * (size_t)c6, pl->dfeat, pl->mask_feat, half);
+		nn_dropout_apply(n * (size_t)c6, pl->dfeat, pl->mask_feat, half);
 	block_plan *b6 = &pl->blk[CNN14_BLOCKS - 1];
-	nn_head_backward_f(c6, batch, b6->h, b6->w, pl->dfeat, pl->argmax, pl->s2);
+	nn_head_backward(c6, batch, b6->h, b6->w, pl->dfeat, pl->argmax, pl->s2);
 	for (int b = CNN14_BLOCKS - 1; b >= 0; b--) {
 		block_plan *bp = &pl->blk[b];
 		const block_ref *br = &m->blk[b];
 		const int c = m->ch[b];
 		if (pl->dropout)
-			nn_dropout_apply_f((size_t)c * bp->pout, pl->s2, bp->mask, (float)(1 / (1 - CNN14_DROP_BLOCK)));
+			nn_dropout_apply((size_t)c * bp->pout, pl->s2, bp->mask, (float)(1 / (1 - CNN14_DROP_BLOCK)));
 		bn_backward(m, &br->bn2, bp, bp->k, bp->bnf + 4 * c, bp->z2, pl->s2, pl->s1);
 		acc = grad_acc(m, br->conv2);
-		nn_conv_backward_f(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), pl->s1,
+		nn_conv_backward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), pl->s1,
 		                   cnn14_pgrad(m, br->conv2), acc, pl->s2, bp->keep2);
 		bn_backward(m, &br->bn1, bp, 1, bp->bnf, bp->z1, pl->s2, pl->s1);
 		acc = grad_acc(m, br->conv1);
-		nn_conv_backward_f(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), pl->s1,
+		nn_conv_backward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), pl->s1,
 		                   cnn14_pgrad(m, br->conv1), acc, pl->s2, bp->keep1);
 	}
 	/* bn0: only its own parameters need gradients */
 	acc = pair_acc(m, m->bn0.w, m->bn0.b);
-	nn_colbn_backward_f(n * (size_t)pl->frames, CNN14_N_MELS, pl->xin, pl->bn0f, pl->bn0f + CNN14_N_MELS,
+	nn_colbn_backward(n * (size_t)pl->frames, CNN14_N_MELS, pl->xin, pl->bn0f, pl->bn0f + CNN14_N_MELS,
 	                    cnn14_pdata(m, m->bn0.w), pl->s2, pl->batch_stats, NULL, cnn14_pgrad(m, m->bn0.w),
 	                    cnn14_pgrad(m, m->bn0.b), acc);
 	return CNN14_OK;

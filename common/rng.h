@@ -1,5 +1,6 @@
 /*
- * rng.h - a small seeded generator (splitmix64) for data order and crops.
+ * rng.h - a small seeded generator (splitmix64) for data order and crops,
+ * and its mixing function for the network's counter-based draws.
  *
  * Its state is one 64-bit word the caller owns, so a training run derives
  * every epoch's generator from (seed, epoch) alone: the shuffle and crops
@@ -11,12 +12,23 @@
 
 #include <stdint.h>
 
-static inline uint64_t rng_next(uint64_t *state)
+/* splitmix64's increment, 2^64 / golden ratio. */
+#define RNG_GOLDEN 0x9e3779b97f4a7c15ULL
+
+/* splitmix64's finaliser: a bijective mix of one word.  Also used directly
+ * as a counter-based generator (value i of a draw = rng_mix64(base + i
+ * RNG_GOLDEN)), which is how the network draws its initial weights and
+ * dropout masks independently of the thread count (nn_layers.h). */
+static inline uint64_t rng_mix64(uint64_t z)
 {
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+static inline uint64_t rng_next(uint64_t *state)
+{
+	return rng_mix64(*state += RNG_GOLDEN);
 }
 
 /* A generator for stream `stream` (e.g. the epoch) of `seed`. */

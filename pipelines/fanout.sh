@@ -22,8 +22,17 @@ if [ -e "$log" ] && [ -n "$(lost_runs "$log")" ]; then
   mv "$log" "$log.$(date +%Y%m%d-%H%M%S)"
   echo "study: runs recorded as finished in $log are missing: redoing them" >&2
 fi
+# Remote logins start in the login's home directory with its own environment:
+# run the jobs in this directory (--workdir ., relative paths in job lines
+# then work), with this PATH (the programs), and with the OpenBLAS kernel
+# forced here, if it is (OPENBLAS_CORETYPE: results are bitwise those of
+# this machine only with the same kernel).  GNU parallel's --env copies a
+# variable's value; no env_parallel is needed for these.
 ssh=()
-[ -n "${SSHLOGINFILE:-}" ] && ssh=(--sshloginfile "$SSHLOGINFILE" --env PATH)
+if [ -n "${SSHLOGINFILE:-}" ]; then
+  ssh=(--sshloginfile "$SSHLOGINFILE" --workdir . --env PATH)
+  [ -z "${OPENBLAS_CORETYPE+set}" ] || ssh+=(--env OPENBLAS_CORETYPE)
+fi
 echo "study: $(wc -l < "$file") runs of $(basename "$file" .txt), $jobs at a time (joblog $log)" >&2
 parallel --will-cite --joblog "$log" --resume-failed --halt soon,fail=1 --line-buffer \
   -j "$jobs" "${ssh[@]}" < "$file"

@@ -10,10 +10,30 @@
  * forward is also compared with a direct 7-loop convolution (1e-12).
  */
 #define NN_REAL double
-#define NN_FN(name) name##_d
 #define NN_GEMM cblas_dgemm
+/* the double build of each kernel under a name of its own (the library's
+ * float ones keep the plain names) */
+#define nn_affine_relu_pool nn_affine_relu_pool_d
+#define nn_bn_relu_backward nn_bn_relu_backward_d
+#define nn_bn_stats nn_bn_stats_d
+#define nn_colbn_apply nn_colbn_apply_d
+#define nn_colbn_backward nn_colbn_backward_d
+#define nn_colbn_stats nn_colbn_stats_d
+#define nn_conv_backward nn_conv_backward_d
+#define nn_conv_forward nn_conv_forward_d
+#define nn_conv_ws_size nn_conv_ws_size_d
+#define nn_conv_plan nn_conv_plan_d
+#define nn_conv_plan_chunked nn_conv_plan_chunked_d
+#define nn_dropout_apply nn_dropout_apply_d
+#define nn_head_backward nn_head_backward_d
+#define nn_head_forward nn_head_forward_d
+#define nn_linear_backward nn_linear_backward_d
+#define nn_linear_forward nn_linear_forward_d
+#define nn_log_softmax nn_log_softmax_d
+#define nn_weighted_nll nn_weighted_nll_d
 #define NN_LAYERS_NO_COMMON
 #include "nn_layers.c"
+#include "nn_conv.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +116,7 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 {
 	conv_t c;
 	memset(&c, 0, sizeof c);
-	c.cv = (nn_conv){cin, cout, n, h, w, chunk_rows};
+	nn_conv_plan_chunked_d(&c.cv, cin, cout, n, h, w, chunk_rows);
 	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
 	nn_conv_sizes s = nn_conv_ws_size_d(&c.cv, 1);
 	c.ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c.ws.col);
