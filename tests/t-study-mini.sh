@@ -3,6 +3,9 @@
 # corpus, 2 epochs (1 under ASan), 2 bandwidths instead of 8, runs through
 # GNU parallel with the local ':' ssh login.  Checks that every output
 # (table1.md, sweep.md, stats.md, the four PNGs) exists and is well formed,
+# that every table cell is the summary of the run it names, that linear-only
+# runs moved only fc1 and the output layer and every fine-tuning run started
+# from the intended checkpoint (the upstream model's best, the clean baseline's),
 # that a second `make` has nothing to do (make -q), and that after losing one
 # run only that run is trained again.
 set -eu -o pipefail
@@ -80,6 +83,79 @@ if len(d) != 15 or len(d[0]) != 2 + 2 * len(widths) or d[1][1] != 'conv_block1.c
     fail(f'fig3b.tsv: {len(d)} lines, header {d[0]}')
 if not all(0 <= float(v) <= 2 for r in d[1:] for v in r[2:]):
     fail('fig3b.tsv: a distance outside [0, 2]')
+PY
+
+# The wiring, not just the format: every cell is the summary of the run it
+# names, linear-only runs moved only the linear layers, and every
+# fine-tuning run started from the intended checkpoint.
+$PYTHON - out "$widths" <<'PY'
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import ckpt, numpy as np
+out, widths = sys.argv[1], sys.argv[2].split()
+runs = os.path.join(out, 'runs')
+bad = []
+def rows(name):
+    with open(os.path.join(out, name), encoding='utf-8') as f:
+        return [[c.strip() for c in l.strip().strip('|').split('|')] for l in f if l.startswith('|')]
+def summary(run):
+    with open(os.path.join(runs, run, 'summary.tsv')) as f:
+        head, vals = [l.rstrip('\n').split('\t') for l in f][:2]
+    return dict(zip(head, vals))
+def cell(run):
+    s = summary(run)
+    return f'{100 * float(s["test_uar"]):.2f} ({int(s["best_epoch"])})'
+t = {r[0]: r[1:] for r in rows('table1.md')}
+cols = ['iemocap', 'audioset', 'voxceleb', 'valence', 'dominance']
+want_all = [cell('t1-random')] + [cell(f't1-{c}-all') for c in cols]
+want_lin = ['-'] + [cell(f't1-{c}-linear') for c in cols]
+if t['All layers'] != want_all: bad.append(f"table1 'All layers' {t['All layers']} != runs {want_all}")
+if t['Linear only'] != want_lin: bad.append(f"table1 'Linear only' {t['Linear only']} != runs {want_lin}")
+for u in ('iemocap', 'voxceleb', 'events', 'valence', 'dominance'):
+    s, row = summary(f'up-{u}'), t[f'up-{u}']
+    want = [f'{100 * float(s["dev_uar"]):.2f}', f'{100 * float(s["test_uar"]):.2f}', f'{s["best_epoch"]} / {s["epochs"]}']
+    if row[1:4] != want: bad.append(f'upstream row up-{u} {row[1:4]} != its run {want}')
+sw = {r[0]: r[1:] for r in rows('sweep.md')}
+for w in widths:
+    if sw[w][:2] != [cell(f'sw-scratch-{w}'), cell(f'sw-ft-{w}')]:
+        bad.append(f'sweep {w} Hz {sw[w][:2]} != runs sw-scratch-{w}, sw-ft-{w}')
+def tensors(path):
+    return ckpt.read_checkpoint(path)[1]
+def is_linear(name):
+    return name.startswith('fc1.') or name.startswith('fc_transfer.')
+def is_running(name):
+    return 'running_' in name or 'num_batches_tracked' in name
+inits = {'iemocap': 'up-iemocap', 'audioset': 'up-events', 'voxceleb': 'up-voxceleb', 'valence': 'up-valence', 'dominance': 'up-dominance'}
+for c, up in inits.items():
+    src = tensors(os.path.join(runs, up, 'best.ckpt'))
+    for mode in ('all', 'linear'):
+        run = os.path.join(runs, f't1-{c}-{mode}')
+        init = tensors(os.path.join(run, 'init.ckpt'))
+        # --new-head: the body is the upstream model's, the output layer is new
+        for k, v in init.items():
+            if k.startswith('fc_transfer.'):
+                continue
+            if k not in src or not np.array_equal(np.asarray(v), np.asarray(src[k])):
+                bad.append(f't1-{c}-{mode}/init.ckpt: {k} is not {up}/best.ckpt\'s')
+        for final in ('best.ckpt', 'last.ckpt'):
+            fin = tensors(os.path.join(run, final))
+            moved = sorted(k for k in init if not is_running(k) and not np.array_equal(np.asarray(init[k]), np.asarray(fin[k])))
+            frozen_moved = [k for k in moved if not is_linear(k)]
+            if mode == 'linear' and frozen_moved:
+                bad.append(f't1-{c}-linear/{final}: non-linear tensors moved: {frozen_moved[:4]}')
+            if mode == 'linear' and 'fc1.weight' not in moved and final == 'last.ckpt':
+                bad.append(f't1-{c}-linear/{final}: fc1.weight did not move')
+            if mode == 'all' and final == 'last.ckpt' and not any(k.startswith('conv_block1.') for k in moved):
+                bad.append(f't1-{c}-all/{final}: conv_block1 did not move (all layers fine-tuned?)')
+base = tensors(os.path.join(runs, 't1-random', 'best.ckpt'))
+for w in widths:
+    init = tensors(os.path.join(runs, f'sw-ft-{w}', 'init.ckpt'))
+    diff = [k for k in base if not np.array_equal(np.asarray(base[k]), np.asarray(init[k]))]
+    if diff or sorted(init) != sorted(base):
+        bad.append(f'sw-ft-{w}/init.ckpt is not t1-random/best.ckpt ({diff[:3]})')
+for b in bad:
+    print('FAIL:', b)
+sys.exit(1 if bad else 0)
 PY
 
 # Nothing left to do.
