@@ -140,3 +140,41 @@ void atomic_abort(atomic_file *af)
 	free(af->tmp);
 	memset(af, 0, sizeof *af);
 }
+
+int atomic_output_open(atomic_output *o, const char *path, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof *o);
+	if (!path || strcmp(path, "-") == 0) {
+		o->f = stdout;
+		return 0;
+	}
+	if (atomic_open(&o->file, path, err, errlen))
+		return -1;
+	o->f = o->file.f;
+	return 0;
+}
+
+int atomic_output_commit(atomic_output *o, char *err, size_t errlen)
+{
+	if (!o->file.path) {
+		int rc = o->f && (fflush(o->f) != 0 || ferror(o->f)) ? -1 : 0;
+		if (rc)
+			snprintf(err, errlen, "stdout: write error");
+		o->f = NULL;
+		return rc;
+	}
+	if (ferror(o->file.f)) {
+		snprintf(err, errlen, "%s: write error", o->file.path);
+		atomic_output_abort(o);
+		return -1;
+	}
+	o->f = NULL;
+	return atomic_commit(&o->file, err, errlen);
+}
+
+void atomic_output_abort(atomic_output *o)
+{
+	if (o->file.path)
+		atomic_abort(&o->file);
+	o->f = NULL;
+}

@@ -34,4 +34,23 @@ int atomic_commit(atomic_file *af, char *err, size_t errlen);
 /* Closes and removes the temp file. */
 void atomic_abort(atomic_file *af);
 
+/* A program's "-o FILE, or stdout" output: a FILE (path neither NULL nor
+ * "-") is an atomic_file, anything else is stdout.  Write to o->f.
+ *     atomic_output out;
+ *     if (atomic_output_open(&out, path, err, sizeof err)) die(err);
+ *     fprintf(out.f, ...);
+ *     if (atomic_output_commit(&out, err, sizeof err)) die(err);
+ * Commit fails when any write failed (ferror), whatever the target: a
+ * file is then removed; stdout is flushed (not closed: cli_close_stdout). */
+typedef struct {
+	FILE *f;
+	atomic_file file;  /* file.path is set while a file target is open */
+} atomic_output;
+
+int atomic_output_open(atomic_output *o, const char *path, char *err, size_t errlen);
+int atomic_output_commit(atomic_output *o, char *err, size_t errlen);
+/* Drops a file target (no file appears); nothing for stdout.  Safe on a
+ * zeroed or committed output. */
+void atomic_output_abort(atomic_output *o);
+
 #endif

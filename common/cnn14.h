@@ -116,6 +116,10 @@ enum {
 	 * how a model with a new head starts from another task's weights. */
 	CNN14_LOAD_BODY = 1 << 0,
 };
+/* Whether a checkpoint tensor belongs to the output layer: fc_transfer.*
+ * (ours) or fc_audioset.* (the released PANNs weights).  The one rule that
+ * the loader and wdist share. */
+bool cnn14_is_output_layer(const char *tensor_name);
 /* Loads the tensors of the checkpoint at path ("-": stdin): every name must
  * be known and have the model's shape and dtype, and every tensor of the
  * model (of the body, with CNN14_LOAD_BODY) must be present; the first

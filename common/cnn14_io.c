@@ -84,9 +84,9 @@ static int adopt_names(cnn14 *m, const sv *names)
 	return cnn14_set_class_names(m, list, m->classes);
 }
 
-static bool is_head_name(const char *name)
+bool cnn14_is_output_layer(const char *tensor_name)
 {
-	return strncmp(name, "fc_transfer.", 12) == 0 || strncmp(name, "fc_audioset.", 12) == 0;
+	return strncmp(tensor_name, "fc_transfer.", 12) == 0 || strncmp(tensor_name, "fc_audioset.", 12) == 0;
 }
 
 static int load_items(cnn14 *m, st_reader *r, unsigned flags)
@@ -101,7 +101,7 @@ static int load_items(cnn14 *m, st_reader *r, unsigned flags)
 	char s1[96], s2[96];
 	while ((rc = st_reader_next(r, &it)) == ST_OK) {
 		long i = cnn14_tensor_find(m, it.key);
-		if (body && (is_head_name(it.key) || (i >= 0 && (size_t)i >= want)))
+		if (body && (cnn14_is_output_layer(it.key) || (i >= 0 && (size_t)i >= want)))
 			continue;
 		if (i < 0) {
 			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: tensor '%s' is not part of the model", st_reader_name(r),

@@ -116,15 +116,14 @@ static struct {
 	float *logp;             /* items x classes */
 	confusion conf;
 	st_writer *posteriors;   /* open until its last item is written */
-	atomic_file report;      /* report.tmp set while the report file is open */
+	atomic_output report;    /* open from open_outputs until write_report */
 } held;
 
 static void release(void)
 {
 	if (held.posteriors)
 		st_writer_abort(held.posteriors);
-	if (held.report.tmp)
-		atomic_abort(&held.report);
+	atomic_output_abort(&held.report);
 	confusion_free(&held.conf);
 	free(held.logp);
 	free(held.names);
@@ -286,7 +285,7 @@ static int argmax(const float *v, int n)
 static void open_outputs(const options *o, const dataset *ds, int classes, int argc, char **argv)
 {
 	char err[ST_ERRLEN];
-	if (o->output && strcmp(o->output, "-") != 0 && atomic_open(&held.report, o->output, err, sizeof err))
+	if (atomic_output_open(&held.report, o->output, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	if (!o->posteriors)
 		return;
@@ -341,18 +340,11 @@ static void write_posteriors(const dataset *ds, const float *logp, int classes)
 static void write_report(const options *o, const eval_report *rep)
 {
 	char err[ST_ERRLEN];
-	FILE *out = held.report.tmp ? held.report.f : stdout;
+	FILE *out = held.report.f;
 	int rc = o->json ? eval_report_write_json(rep, out) : eval_report_write_tsv(rep, out);
-	if (out == stdout) {
-		if (rc)
-			cli_die(prog, EXIT_RUNTIME, "stdout: write error");
-		return;
-	}
 	if (rc)
-		cli_die(prog, EXIT_RUNTIME, "%s: write error", o->output);
-	atomic_file af = held.report;
-	memset(&held.report, 0, sizeof held.report); /* committed or removed here */
-	if (atomic_commit(&af, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s: write error", o->output && strcmp(o->output, "-") ? o->output : "stdout");
+	if (atomic_output_commit(&held.report, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 }
 

@@ -7,6 +7,7 @@
 
 #include "atomic.h"
 #include "cli.h"
+#include "cnn14.h"
 #include "stream.h"
 
 static const char *prog = "wdist";
@@ -93,7 +94,6 @@ static double cosine_distance(const float *x, const float *y, size_t n)
 	return 1.0 - dot / sqrt(nx * ny);
 }
 
-static bool is_output_layer(const char *name) { return strncmp(name, "fc_transfer.", 12) == 0; }
 
 int main(int argc, char **argv)
 {
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
 			seen[l - layers] = true;
 			const st_tensor *t = st_item_tensor(&it, "value");
 			if (!t || !same_shape(t, &l->t)) {
-				if (t && is_output_layer(l->name)) {
+				if (t && cnn14_is_output_layer(l->name)) {
 					l->skip = true;
 					continue;
 				}
@@ -212,13 +212,10 @@ int main(int argc, char **argv)
 	}
 	st_item_free(&it);
 
-	FILE *out = stdout;
-	atomic_file af;
-	if (output) {
-		if (atomic_open(&af, output, err, sizeof err))
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		out = af.f;
-	}
+	atomic_output ao;
+	if (atomic_output_open(&ao, output, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	FILE *out = ao.f;
 	for (size_t i = 0; i < nlayers; i++)
 		if (layers[i].skip)
 			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count)", layers[i].name);
@@ -263,14 +260,8 @@ int main(int argc, char **argv)
 			fputc('\n', out);
 		}
 	}
-	if (output) {
-		if (ferror(out)) {
-			atomic_abort(&af);
-			cli_die(prog, EXIT_RUNTIME, "%s: write error", output);
-		}
-		if (atomic_commit(&af, err, sizeof err))
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-	}
+	if (atomic_output_commit(&ao, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	for (size_t i = 0; i < nlayers; i++) {
 		free(layers[i].name);
 		free(layers[i].t.data);
