@@ -169,24 +169,10 @@ static void poly2(double complex r1, double complex r2, bool has2, double *c)
 	c[2] = creal(r1 * r2);
 }
 
-int iir_butter_bandpass(int order, double low, double high, double rate, double *sos, char *err,
-                        size_t errlen)
+/* The 2n digital poles of the order-n band-pass with prewarped edges
+ * (scipy's buttap, lp2bp_zpk, bilinear_zpk at fs = 2), and its gain. */
+static double bandpass_poles(int n, double low, double high, double rate, double complex *pd)
 {
-	if (order < 1 || order > IIR_MAX_ORDER) {
-		snprintf(err, errlen, "order %d is not between 1 and %d", order, IIR_MAX_ORDER);
-		return -1;
-	}
-	if (!(rate > 0) || !isfinite(rate)) {
-		snprintf(err, errlen, "sample rate %g Hz is not a positive number", rate);
-		return -1;
-	}
-	if (!(low > 0 && low < high && high < rate / 2)) {
-		snprintf(err, errlen,
-		         "band edges %g and %g Hz do not satisfy 0 < low < high < %g Hz (half the sample rate %g Hz)",
-		         low, high, rate / 2, rate);
-		return -1;
-	}
-	const int n = order;
 	/* edges as fractions of Nyquist, prewarped for the bilinear transform at fs = 2 */
 	double w1 = 4 * tan(M_PI * (2 * low / rate) / 2);
 	double w2 = 4 * tan(M_PI * (2 * high / rate) / 2);
@@ -194,7 +180,7 @@ int iir_butter_bandpass(int order, double low, double high, double rate, double 
 
 	/* analog prototype poles -exp(i pi m / 2n), m = -n+1, -n+3, ..., n-1,
 	 * each split into two band-pass poles */
-	double complex pa[MAX_ROOTS], pd[MAX_ROOTS];
+	double complex pa[MAX_ROOTS];
 	for (int i = 0; i < n; i++) {
 		int m = -n + 1 + 2 * i;
 		double complex proto = -cexp(make_complex(0, (M_PI * m) * (1.0 / (2 * n))));
@@ -210,21 +196,44 @@ int iir_butter_bandpass(int order, double low, double high, double rate, double 
 		pd[i] = div_smith(4 + pa[i], 4 - pa[i]);
 		den *= 4 - pa[i];
 	}
-	double gain = pow(bw, n) * creal(div_smith(pow(4, n), den));
+	return pow(bw, n) * creal(div_smith(pow(4, n), den));
+}
 
-	/* zpk2sos, pairing 'nearest': sections built from the last, each time
-	 * around the pole closest to the unit circle and the zeros nearest it */
-	root p[MAX_ROOTS], z[MAX_ROOTS];
-	int np = split_conjugates(pd, 2 * n, p, MAX_ROOTS), nz = 2 * n;
-	if (np < 0) {
-		snprintf(err, errlen, "internal error: unpaired complex pole");
-		return -1;
+/* The numerator of a section around pole p1: the zeros nearest it (two,
+ * one, or none left), taken out of z. */
+static void section_zeros(root *z, int *nz, double complex p1, double *s)
+{
+	if (*nz == 0) {
+		s[0] = s[1] = 0;
+		s[2] = 1;
+		return;
 	}
+	int iz = nearest(z, *nz, p1);
+	double complex z1 = z[iz].v;
+	remove_root(z, nz, iz);
+	if (*nz > 0) {
+		iz = nearest(z, *nz, p1);
+		poly2(z1, z[iz].v, true, s);
+		remove_root(z, nz, iz);
+	} else {
+		s[0] = 0;
+		s[1] = 1;
+		s[2] = -creal(z1);
+	}
+}
+
+/* zpk2sos, pairing 'nearest', of np poles p and the n zeros at -1 and n at
+ * +1: sections built from the last, each time around the pole closest to
+ * the unit circle and the zeros nearest it.  Every zero is real, which
+ * rules out zpk2sos's pairing with a complex zero. */
+static void pair_sections(root *p, int np, int n, double *sos)
+{
+	root z[MAX_ROOTS];
+	int nz = 2 * n;
 	for (int i = 0; i < n; i++) {
 		z[i] = (root){-1, true};
 		z[n + i] = (root){1, true};
 	}
-	/* every zero is real, which rules out zpk2sos's pairing with a complex zero */
 	for (int si = n - 1; si >= 0; si--) {
 		double *s = sos + 6 * si;
 		int i1 = worst_pole(p, np, false);
@@ -249,25 +258,37 @@ int iir_butter_bandpass(int order, double low, double high, double rate, double 
 			p2 = p[i2].v;
 			remove_root(p, &np, i2);
 		}
-		if (nz == 0) {
-			s[0] = s[1] = 0;
-			s[2] = 1;
-		} else {
-			int iz = nearest(z, nz, p1.v);
-			double complex z1 = z[iz].v;
-			remove_root(z, &nz, iz);
-			if (nz > 0) {
-				iz = nearest(z, nz, p1.v);
-				poly2(z1, z[iz].v, true, s);
-				remove_root(z, &nz, iz);
-			} else {
-				s[0] = 0;
-				s[1] = 1;
-				s[2] = -creal(z1);
-			}
-		}
+		section_zeros(z, &nz, p1.v, s);
 		poly2(p1.v, p2, true, s + 3);
 	}
+}
+
+int iir_butter_bandpass(int order, double low, double high, double rate, double *sos, char *err,
+                        size_t errlen)
+{
+	if (order < 1 || order > IIR_MAX_ORDER) {
+		snprintf(err, errlen, "order %d is not between 1 and %d", order, IIR_MAX_ORDER);
+		return -1;
+	}
+	if (!(rate > 0) || !isfinite(rate)) {
+		snprintf(err, errlen, "sample rate %g Hz is not a positive number", rate);
+		return -1;
+	}
+	if (!(low > 0 && low < high && high < rate / 2)) {
+		snprintf(err, errlen,
+		         "band edges %g and %g Hz do not satisfy 0 < low < high < %g Hz (half the sample rate %g Hz)",
+		         low, high, rate / 2, rate);
+		return -1;
+	}
+	double complex pd[MAX_ROOTS];
+	double gain = bandpass_poles(order, low, high, rate, pd);
+	root p[MAX_ROOTS];
+	int np = split_conjugates(pd, 2 * order, p, MAX_ROOTS);
+	if (np < 0) {
+		snprintf(err, errlen, "internal error: unpaired complex pole");
+		return -1;
+	}
+	pair_sections(p, np, order, sos);
 	for (int i = 0; i < 3; i++)
 		sos[i] *= gain;
 	return 0;

@@ -95,7 +95,20 @@ static double cosine_distance(const float *x, const float *y, size_t n)
 }
 
 
-int main(int argc, char **argv)
+typedef struct {
+	bool all, json;
+	const char *output, *refpath;
+	size_t max_record;
+	char **ckpts;
+	int nckpt;
+} options;
+
+typedef struct {
+	layer *v;
+	size_t n, cap;
+} layers;
+
+static void parse_args(int argc, char **argv, options *o)
 {
 	static const struct option opts[] = {
 		{"all", no_argument, 0, 'a'},          {"json", no_argument, 0, 'j'},
@@ -103,17 +116,15 @@ int main(int argc, char **argv)
 		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0},
 	};
-	bool all = false, json = false;
-	const char *output = NULL;
-	size_t max_record = 0;
+	memset(o, 0, sizeof *o);
 	int c;
 	while ((c = getopt_long(argc, argv, "ajo:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'a': all = true; break;
-		case 'j': json = true; break;
-		case 'o': output = optarg; break;
+		case 'a': o->all = true; break;
+		case 'j': o->json = true; break;
+		case 'o': o->output = optarg; break;
 		case 'R':
-			if (!cli_parse_size(optarg, &max_record))
+			if (!cli_parse_size(optarg, &o->max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
 			break;
 		case 'h': cli_help(usage);
@@ -123,151 +134,189 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind < 2)
 		cli_usage_error(prog, "need a reference checkpoint and at least one checkpoint to compare");
-	const char *refpath = argv[optind];
-	char **ckpts = argv + optind + 1;
-	int nckpt = argc - optind - 1;
-	for (int i = 0; i < nckpt; i++)
-		if (strcmp(ckpts[i], "-") == 0 && strcmp(refpath, "-") == 0)
+	o->refpath = argv[optind];
+	o->ckpts = argv + optind + 1;
+	o->nckpt = argc - optind - 1;
+	for (int i = 0; i < o->nckpt; i++)
+		if (strcmp(o->ckpts[i], "-") == 0 && strcmp(o->refpath, "-") == 0)
 			cli_usage_error(prog, "stdin can be read only once");
+}
 
+/* Appends the layer of item it (its payload is taken), with no distances yet. */
+static void add_layer(layers *ls, st_item *it, st_tensor *t, int nckpt)
+{
+	if (ls->n == ls->cap) {
+		ls->cap = ls->cap ? 2 * ls->cap : 64;
+		ls->v = realloc(ls->v, ls->cap * sizeof *ls->v);
+		if (!ls->v)
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+	}
+	layer *l = &ls->v[ls->n++];
+	memset(l, 0, sizeof *l);
+	l->name = strdup(it->key);
+	l->t = *t;
+	l->t.name = NULL;
+	t->data = NULL; /* the layer keeps the payload */
+	l->dist = malloc((size_t)nckpt * sizeof *l->dist);
+	if (!l->name || !l->dist)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (int k = 0; k < nckpt; k++)
+		l->dist[k] = NAN;
+}
+
+/* The reference's layers; returns its model params. */
+static sv *read_reference(const options *o, layers *ls, st_item *it)
+{
 	char err[ST_ERRLEN];
-	st_reader *r = st_reader_open(refpath, max_record, 0, err);
+	st_reader *r = st_reader_open(o->refpath, o->max_record, 0, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	sv *ref_model = sv_copy(model_params(r));
 	if (!ref_model)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	layer *layers = NULL;
-	size_t nlayers = 0, cap = 0;
-	st_item it;
-	if (st_item_init(&it))
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	int rc;
-	while ((rc = st_reader_next(r, &it)) == ST_OK) {
-		st_tensor *t = st_item_tensor(&it, "value");
+	while ((rc = st_reader_next(r, it)) == ST_OK) {
+		st_tensor *t = st_item_tensor(it, "value");
 		if (!t)
-			cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has no 'value' tensor (not a checkpoint?)", refpath, it.key);
-		if (!wanted(t, it.key, all))
-			continue;
-		if (nlayers == cap) {
-			cap = cap ? 2 * cap : 64;
-			layers = realloc(layers, cap * sizeof *layers);
-			if (!layers)
-				cli_die(prog, EXIT_RUNTIME, "out of memory");
-		}
-		layer *l = &layers[nlayers++];
-		memset(l, 0, sizeof *l);
-		l->name = strdup(it.key);
-		l->t = *t;
-		l->t.name = NULL;
-		t->data = NULL; /* the layer keeps the payload */
-		l->dist = malloc((size_t)nckpt * sizeof *l->dist);
-		if (!l->name || !l->dist)
-			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		for (int k = 0; k < nckpt; k++)
-			l->dist[k] = NAN;
+			cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has no 'value' tensor (not a checkpoint?)", o->refpath,
+			        it->key);
+		if (wanted(t, it->key, o->all))
+			add_layer(ls, it, t, o->nckpt);
 	}
 	if (rc != ST_END)
 		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
 	st_reader_close(r);
-	if (nlayers == 0)
-		cli_die(prog, EXIT_RUNTIME, "%s: no layer weights in the checkpoint", refpath);
+	if (ls->n == 0)
+		cli_die(prog, EXIT_RUNTIME, "%s: no layer weights in the checkpoint", o->refpath);
+	return ref_model;
+}
 
-	for (int k = 0; k < nckpt; k++) {
-		r = st_reader_open(ckpts[k], max_record, 0, err);
-		if (!r)
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		check_model(ref_model, model_params(r), ckpts[k]);
-		bool *seen = calloc(nlayers, sizeof *seen);
-		if (!seen)
-			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		while ((rc = st_reader_next(r, &it)) == ST_OK) {
-			layer *l = NULL;
-			for (size_t i = 0; i < nlayers && !l; i++)
-				if (strcmp(layers[i].name, it.key) == 0)
-					l = &layers[i];
-			if (!l)
+/* Distances of checkpoint k's layers to the reference's. */
+static void compare(const options *o, int k, const sv *ref_model, layers *ls, st_item *it)
+{
+	char err[ST_ERRLEN];
+	const char *path = o->ckpts[k];
+	st_reader *r = st_reader_open(path, o->max_record, 0, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	check_model(ref_model, model_params(r), path);
+	bool *seen = calloc(ls->n, sizeof *seen);
+	if (!seen)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	int rc;
+	while ((rc = st_reader_next(r, it)) == ST_OK) {
+		layer *l = NULL;
+		for (size_t i = 0; i < ls->n && !l; i++)
+			if (strcmp(ls->v[i].name, it->key) == 0)
+				l = &ls->v[i];
+		if (!l)
+			continue;
+		seen[l - ls->v] = true;
+		const st_tensor *t = st_item_tensor(it, "value");
+		if (!t || !same_shape(t, &l->t)) {
+			if (t && cnn14_is_output_layer(l->name)) {
+				l->skip = true;
 				continue;
-			seen[l - layers] = true;
-			const st_tensor *t = st_item_tensor(&it, "value");
-			if (!t || !same_shape(t, &l->t)) {
-				if (t && cnn14_is_output_layer(l->name)) {
-					l->skip = true;
-					continue;
-				}
-				cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' has a different shape or dtype than in %s", ckpts[k],
-				        l->name, refpath);
 			}
-			l->dist[k] = cosine_distance(l->t.data, t->data, st_tensor_numel(t));
-			if (isnan(l->dist[k]))
-				cli_warn(prog, "%s: layer '%s' has zero norm here or in the reference: no distance", ckpts[k], l->name);
+			cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' has a different shape or dtype than in %s", path, l->name,
+			        o->refpath);
 		}
-		if (rc != ST_END)
-			cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
-		for (size_t i = 0; i < nlayers; i++)
-			if (!seen[i])
-				cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' is missing", ckpts[k], layers[i].name);
-		free(seen);
-		st_reader_close(r);
+		l->dist[k] = cosine_distance(l->t.data, t->data, st_tensor_numel(t));
+		if (isnan(l->dist[k]))
+			cli_warn(prog, "%s: layer '%s' has zero norm here or in the reference: no distance", path, l->name);
 	}
+	if (rc != ST_END)
+		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+	for (size_t i = 0; i < ls->n; i++)
+		if (!seen[i])
+			cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' is missing", path, ls->v[i].name);
+	free(seen);
+	st_reader_close(r);
+}
+
+/* A layer's name as printed: without ".weight" unless --all. */
+static int shown_length(const options *o, const layer *l)
+{
+	size_t n = strlen(l->name);
+	return (int)(o->all ? n : n - 7);
+}
+
+static void write_json(const options *o, const layers *ls, FILE *out)
+{
+	fputs("{\"reference\":", out);
+	sv_print_json_string(o->refpath, strlen(o->refpath), out);
+	fputs(",\"checkpoints\":[", out);
+	for (int k = 0; k < o->nckpt; k++) {
+		if (k)
+			fputc(',', out);
+		sv_print_json_string(o->ckpts[k], strlen(o->ckpts[k]), out);
+	}
+	fputs("],\"layers\":[", out);
+	bool first = true;
+	for (size_t i = 0; i < ls->n; i++) {
+		const layer *l = &ls->v[i];
+		if (l->skip)
+			continue;
+		fprintf(out, "%s{\"layer\":", first ? "" : ",");
+		first = false;
+		sv_print_json_string(l->name, (size_t)shown_length(o, l), out);
+		fputs(",\"distance\":[", out);
+		for (int k = 0; k < o->nckpt; k++)
+			fprintf(out, isnan(l->dist[k]) ? "%snull" : "%s%.9g", k ? "," : "", l->dist[k]);
+		fputs("]}", out);
+	}
+	fputs("]}\n", out);
+}
+
+static void write_tsv(const options *o, const layers *ls, FILE *out)
+{
+	fputs("layer", out);
+	for (int k = 0; k < o->nckpt; k++)
+		fprintf(out, "\t%s", o->ckpts[k]);
+	fputc('\n', out);
+	for (size_t i = 0; i < ls->n; i++) {
+		const layer *l = &ls->v[i];
+		if (l->skip)
+			continue;
+		fprintf(out, "%.*s", shown_length(o, l), l->name);
+		for (int k = 0; k < o->nckpt; k++)
+			fprintf(out, isnan(l->dist[k]) ? "\tNA" : "\t%.9g", l->dist[k]);
+		fputc('\n', out);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	parse_args(argc, argv, &o);
+	layers ls = {NULL, 0, 0};
+	st_item it;
+	if (st_item_init(&it))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	sv *ref_model = read_reference(&o, &ls, &it);
+	for (int k = 0; k < o.nckpt; k++)
+		compare(&o, k, ref_model, &ls, &it);
 	st_item_free(&it);
 
+	char err[ST_ERRLEN];
 	atomic_output ao;
-	if (atomic_output_open(&ao, output, err, sizeof err))
+	if (atomic_output_open(&ao, o.output, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	FILE *out = ao.f;
-	for (size_t i = 0; i < nlayers; i++)
-		if (layers[i].skip)
-			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count)", layers[i].name);
-	if (json) {
-		fputs("{\"reference\":", out);
-		sv_print_json_string(refpath, strlen(refpath), out);
-		fputs(",\"checkpoints\":[", out);
-		for (int k = 0; k < nckpt; k++) {
-			if (k)
-				fputc(',', out);
-			sv_print_json_string(ckpts[k], strlen(ckpts[k]), out);
-		}
-		fputs("],\"layers\":[", out);
-		bool first = true;
-		for (size_t i = 0; i < nlayers; i++) {
-			const layer *l = &layers[i];
-			if (l->skip)
-				continue;
-			fprintf(out, "%s{\"layer\":", first ? "" : ",");
-			first = false;
-			size_t n = strlen(l->name);
-			sv_print_json_string(l->name, all ? n : n - 7, out);
-			fputs(",\"distance\":[", out);
-			for (int k = 0; k < nckpt; k++)
-				fprintf(out, isnan(l->dist[k]) ? "%snull" : "%s%.9g", k ? "," : "", l->dist[k]);
-			fputs("]}", out);
-		}
-		fputs("]}\n", out);
-	} else {
-		fputs("layer", out);
-		for (int k = 0; k < nckpt; k++)
-			fprintf(out, "\t%s", ckpts[k]);
-		fputc('\n', out);
-		for (size_t i = 0; i < nlayers; i++) {
-			const layer *l = &layers[i];
-			if (l->skip)
-				continue;
-			size_t n = strlen(l->name);
-			fprintf(out, "%.*s", (int)(all ? n : n - 7), l->name);
-			for (int k = 0; k < nckpt; k++)
-				fprintf(out, isnan(l->dist[k]) ? "\tNA" : "\t%.9g", l->dist[k]);
-			fputc('\n', out);
-		}
-	}
+	for (size_t i = 0; i < ls.n; i++)
+		if (ls.v[i].skip)
+			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count)", ls.v[i].name);
+	if (o.json)
+		write_json(&o, &ls, ao.f);
+	else
+		write_tsv(&o, &ls, ao.f);
 	if (atomic_output_commit(&ao, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	for (size_t i = 0; i < nlayers; i++) {
-		free(layers[i].name);
-		free(layers[i].t.data);
-		free(layers[i].dist);
+	for (size_t i = 0; i < ls.n; i++) {
+		free(ls.v[i].name);
+		free(ls.v[i].t.data);
+		free(ls.v[i].dist);
 	}
-	free(layers);
+	free(ls.v);
 	sv_free(ref_model);
 	cli_close_stdout(prog);
 	return 0;
