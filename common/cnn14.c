@@ -402,6 +402,95 @@ void cnn14_plan_free(cnn14 *m)
 	m->have_forward = false;
 }
 
+#define ALLOC(ptr, count) ok = ok && ((ptr) = plan_alloc(m, (size_t)(count) * sizeof *(ptr))) != NULL
+
+/* The largest scratch any layer of a plan needs. */
+typedef struct {
+	nn_conv_sizes ws;
+	size_t scratch;
+} plan_max;
+
+static void keep_max(size_t *a, size_t b)
+{
+	*a = b > *a ? b : *a;
+}
+
+/* Block b of a batch of n at h x w with cin input channels: its convolutions
+ * and buffers.  false when out of memory. */
+static bool plan_block(cnn14 *m, int b, int n, int h, int w, int cin, plan_max *mx)
+{
+	cnn14_plan *pl = &m->plan;
+	block_plan *bp = &pl->blk[b];
+	const bool train = pl->train;
+	int c = m->ch[b], k = b < CNN14_BLOCKS - 1 ? 2 : 1;
+	bool ok = true;
+	bp->h = h;
+	bp->w = w;
+	bp->k = k;
+	bp->p = (size_t)n * (size_t)h * (size_t)w;
+	bp->pout = (size_t)n * (size_t)(h / k) * (size_t)(w / k);
+	nn_conv_plan(&bp->cv1, cin, c, n, h, w);
+	nn_conv_plan(&bp->cv2, c, c, n, h, w);
+	if (b == 0)
+		ALLOC(bp->x, bp->p);
+	else
+		bp->x = pl->blk[b - 1].out;
+	ALLOC(bp->z1, (size_t)c * bp->p);
+	ALLOC(bp->a1, (size_t)c * bp->p);
+	ALLOC(bp->z2, (size_t)c * bp->p);
+	ALLOC(bp->out, (size_t)c * bp->pout);
+	ALLOC(bp->bnf, 8 * (size_t)c);
+	if (train) {
+		ALLOC(bp->mask, (size_t)c * bp->pout);
+		if (bp->cv1.strategy == NN_CONV_WHOLE_BATCH)
+			ALLOC(bp->keep1, 9 * (size_t)cin * bp->p);
+		if (bp->cv2.strategy == NN_CONV_WHOLE_BATCH)
+			ALLOC(bp->keep2, 9 * (size_t)c * bp->p);
+	}
+	for (int j = 0; j < 2; j++) {
+		nn_conv_sizes s = nn_conv_ws_size(j ? &bp->cv2 : &bp->cv1, train);
+		keep_max(&mx->ws.col, s.col);
+		keep_max(&mx->ws.dw, s.dw);
+		keep_max(&mx->ws.wflip, s.wflip);
+		keep_max(&mx->ws.full, s.full);
+	}
+	keep_max(&mx->scratch, (size_t)c * bp->p);
+	return ok;
+}
+
+/* The head, the training buffers and the convolutions' shared workspace. */
+static bool plan_rest(cnn14 *m, size_t n, const plan_max *mx)
+{
+	cnn14_plan *pl = &m->plan;
+	const bool train = pl->train;
+	const size_t c6 = (size_t)m->ch[CNN14_BLOCKS - 1];
+	bool ok = true;
+	ALLOC(pl->bn0f, 8 * CNN14_N_MELS);
+	ALLOC(pl->feat, n * c6);
+	ALLOC(pl->argmax, n * c6);
+	ALLOC(pl->h1, n * c6);
+	ALLOC(pl->hd, n * c6);
+	ALLOC(pl->logits, n * (size_t)m->classes);
+	if (train) {
+		ALLOC(pl->s1, mx->scratch);
+		ALLOC(pl->s2, mx->scratch);
+		ALLOC(pl->mask_feat, n * c6);
+		ALLOC(pl->mask_h, n * c6);
+		ALLOC(pl->dlogits, n * (size_t)m->classes);
+		ALLOC(pl->dh, n * c6);
+		ALLOC(pl->dfeat, n * c6);
+	}
+	ALLOC(pl->ws.col, m->threads);
+	for (int t = 0; ok && t < m->threads; t++)
+		ALLOC(pl->ws.col[t], mx->ws.col);
+	if (train) {
+		ALLOC(pl->ws.dw[0], mx->ws.dw);
+		ALLOC(pl->ws.wflip, mx->ws.wflip);
+	}
+	ALLOC(pl->ws.full, mx->ws.full);
+	return ok;
+}
+
 static int plan(cnn14 *m, int batch, int frames, bool train)
 {
 	cnn14_plan *pl = &m->plan;
@@ -411,78 +500,19 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 	pl->batch = batch;
 	pl->frames = frames;
 	pl->train = train;
-	const size_t n = (size_t)batch;
 	int h = frames, w = CNN14_N_MELS, cin = 1;
-	size_t scratch = 0, col = 0, dwp = 0, wflip = 0, full = 0;
+	plan_max mx = {{0, 0, 0, 0}, 0};
 	bool ok = true;
-#define ALLOC(ptr, count) ok = ok && ((ptr) = plan_alloc(m, (size_t)(count) * sizeof *(ptr))) != NULL
-	ALLOC(pl->xin, n * (size_t)frames * CNN14_N_MELS);
-	for (int b = 0; b < CNN14_BLOCKS; b++) {
-		block_plan *bp = &pl->blk[b];
-		int c = m->ch[b], k = b < CNN14_BLOCKS - 1 ? 2 : 1;
-		bp->h = h;
-		bp->w = w;
-		bp->k = k;
-		bp->p = n * (size_t)h * (size_t)w;
-		bp->pout = n * (size_t)(h / k) * (size_t)(w / k);
-		nn_conv_plan(&bp->cv1, cin, c, batch, h, w);
-		nn_conv_plan(&bp->cv2, c, c, batch, h, w);
-		if (b == 0)
-			ALLOC(bp->x, bp->p);
-		else
-			bp->x = pl->blk[b - 1].out;
-		ALLOC(bp->z1, (size_t)c * bp->p);
-		ALLOC(bp->a1, (size_t)c * bp->p);
-		ALLOC(bp->z2, (size_t)c * bp->p);
-		ALLOC(bp->out, (size_t)c * bp->pout);
-		ALLOC(bp->bnf, 8 * (size_t)c);
-		if (train) {
-			ALLOC(bp->mask, (size_t)c * bp->pout);
-			if (bp->cv1.strategy == NN_CONV_WHOLE_BATCH)
-				ALLOC(bp->keep1, 9 * (size_t)cin * bp->p);
-			if (bp->cv2.strategy == NN_CONV_WHOLE_BATCH)
-				ALLOC(bp->keep2, 9 * (size_t)c * bp->p);
-		}
-		for (int j = 0; j < 2; j++) {
-			nn_conv_sizes s = nn_conv_ws_size(j ? &bp->cv2 : &bp->cv1, train);
-			col = s.col > col ? s.col : col;
-			dwp = s.dw > dwp ? s.dw : dwp;
-			wflip = s.wflip > wflip ? s.wflip : wflip;
-			full = s.full > full ? s.full : full;
-		}
-		size_t sc = (size_t)c * bp->p;
-		scratch = sc > scratch ? sc : scratch;
-		if (k == 2) {
+	ALLOC(pl->xin, (size_t)batch * (size_t)frames * CNN14_N_MELS);
+	for (int b = 0; ok && b < CNN14_BLOCKS; b++) {
+		ok = plan_block(m, b, batch, h, w, cin, &mx);
+		if (b < CNN14_BLOCKS - 1) {
 			h /= 2;
 			w /= 2;
 		}
-		cin = c;
+		cin = m->ch[b];
 	}
-	int c6 = m->ch[CNN14_BLOCKS - 1];
-	ALLOC(pl->bn0f, 8 * CNN14_N_MELS);
-	ALLOC(pl->feat, n * (size_t)c6);
-	ALLOC(pl->argmax, n * (size_t)c6);
-	ALLOC(pl->h1, n * (size_t)c6);
-	ALLOC(pl->hd, n * (size_t)c6);
-	ALLOC(pl->logits, n * (size_t)m->classes);
-	if (train) {
-		ALLOC(pl->s1, scratch);
-		ALLOC(pl->s2, scratch);
-		ALLOC(pl->mask_feat, n * (size_t)c6);
-		ALLOC(pl->mask_h, n * (size_t)c6);
-		ALLOC(pl->dlogits, n * (size_t)m->classes);
-		ALLOC(pl->dh, n * (size_t)c6);
-		ALLOC(pl->dfeat, n * (size_t)c6);
-	}
-	ALLOC(pl->ws.col, m->threads);
-	for (int t = 0; ok && t < m->threads; t++)
-		ALLOC(pl->ws.col[t], col);
-	if (train) {
-		ALLOC(pl->ws.dw[0], dwp);
-		ALLOC(pl->ws.wflip, wflip);
-	}
-	ALLOC(pl->ws.full, full);
-#undef ALLOC
+	ok = ok && plan_rest(m, (size_t)batch, &mx);
 	if (!ok) {
 		cnn14_plan_free(m);
 		return cnn14_fail(m, CNN14_ERR_NOMEM, "out of memory planning a batch of %d x %d frames", batch,
@@ -491,6 +521,7 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 	pl->ready = true;
 	return CNN14_OK;
 }
+#undef ALLOC
 
 /* ---- forward ---- */
 
