@@ -187,6 +187,54 @@ static int add_effect(sox_effects_chain_t *chain, const sox_effect_handler_t *h,
 	return 0;
 }
 
+/* The effects chain input -> [channels] -> [rate] -> sink of an open file,
+ * in the order the sox command uses (fewer channels first, then the rate),
+ * the sink's buffer sized once from the length libsox expects.  NULL with
+ * a message when libsox refuses or memory runs out. */
+static sox_effects_chain_t *decode_chain(sox_format_t *in, int rate, sink_state *sink, const char *path, char *err,
+                                         size_t errlen)
+{
+	sox_encodinginfo_t f32;
+	sox_init_encodinginfo(&f32);
+	f32.encoding = SOX_ENCODING_FLOAT;
+	f32.bits_per_sample = 32;
+	sox_signalinfo_t signal = in->signal, target = in->signal;
+	target.channels = 1;
+	target.rate = rate;
+	sox_effects_chain_t *chain = sox_create_effects_chain(&in->encoding, &f32);
+	char *input_args[] = {(char *)in};
+	int bad = !chain || add_effect(chain, sox_find_effect("input"), 1, input_args, &signal, &in->signal, NULL);
+	if (!bad && signal.channels != 1)
+		bad = add_effect(chain, sox_find_effect("channels"), 0, NULL, &signal, &target, NULL);
+	if (!bad && signal.rate != target.rate)
+		bad = add_effect(chain, sox_find_effect("rate"), 0, NULL, &signal, &target, NULL);
+	if (bad) {
+		snprintf(err, errlen, "%s: libsox could not set up decoding (%u channels, %g Hz to %d Hz)", path,
+		         in->signal.channels, in->signal.rate, rate);
+		goto fail;
+	}
+	/* the length libsox expects (exact for most formats, an estimate for some)
+	 * sizes the buffer once; the sink enforces max_samples on what arrives */
+	if (signal.length != SOX_UNSPEC && signal.length != SOX_UNKNOWN_LEN && signal.length < ((uint64_t)1 << 40)) {
+		size_t expect = (size_t)signal.length + 64;
+		if (sink->max && expect > sink->max)
+			expect = sink->max;
+		if (sink_grow(sink, expect, true)) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+	}
+	if (add_effect(chain, &sink_handler, 0, NULL, &signal, &target, sink)) {
+		snprintf(err, errlen, "%s: libsox could not set up decoding", path);
+		goto fail;
+	}
+	return chain;
+fail:
+	if (chain)
+		sox_delete_effects_chain(chain);
+	return NULL;
+}
+
 int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
@@ -203,45 +251,16 @@ int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out
 		sox_close(in);
 		return -1;
 	}
-
-	sox_encodinginfo_t f32;
-	sox_init_encodinginfo(&f32);
-	f32.encoding = SOX_ENCODING_FLOAT;
-	f32.bits_per_sample = 32;
-	sox_signalinfo_t signal = in->signal, target = in->signal;
-	target.channels = 1;
-	target.rate = rate;
 	sink_state sink = {.max = max_samples};
-	sox_effects_chain_t *chain = sox_create_effects_chain(&in->encoding, &f32);
-	char *input_args[] = {(char *)in};
-	int bad = !chain || add_effect(chain, sox_find_effect("input"), 1, input_args, &signal, &in->signal, NULL);
-	/* the order the sox command uses: fewer channels first, then the rate */
-	if (!bad && signal.channels != 1)
-		bad = add_effect(chain, sox_find_effect("channels"), 0, NULL, &signal, &target, NULL);
-	if (!bad && signal.rate != target.rate)
-		bad = add_effect(chain, sox_find_effect("rate"), 0, NULL, &signal, &target, NULL);
-	if (bad) {
-		snprintf(err, errlen, "%s: libsox could not set up decoding (%u channels, %g Hz to %d Hz)", path,
-		         in->signal.channels, in->signal.rate, rate);
+	sox_effects_chain_t *chain = decode_chain(in, rate, &sink, path, err, errlen);
+	if (!chain)
 		goto fail;
-	}
-	/* the length libsox expects (exact for most formats, an estimate for some)
-	 * sizes the buffer once; the sink enforces max_samples on what arrives */
-	if (signal.length != SOX_UNSPEC && signal.length != SOX_UNKNOWN_LEN && signal.length < ((uint64_t)1 << 40)) {
-		size_t expect = (size_t)signal.length + 64;
-		if (max_samples && expect > max_samples)
-			expect = max_samples;
-		if (sink_grow(&sink, expect, true))
-			goto nomem;
-	}
-	if (add_effect(chain, &sink_handler, 0, NULL, &signal, &target, &sink)) {
-		snprintf(err, errlen, "%s: libsox could not set up decoding", path);
-		goto fail;
-	}
 	sox_flow_effects(chain, NULL, NULL);
 	out->clipped = sink.clipped + sox_effects_clips(chain);
-	if (sink.failed == SINK_NOMEM)
-		goto nomem;
+	if (sink.failed == SINK_NOMEM) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
 	if (sink.failed == SINK_TOO_LONG) {
 		snprintf(err, errlen, "%s: longer than %zu samples (%.0f s at %d Hz), the most one record may hold", path,
 		         max_samples, (double)max_samples / rate, rate);
@@ -260,9 +279,6 @@ int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out
 	out->samples = sink.buf;
 	out->n = sink.n;
 	return 0;
-
-nomem:
-	snprintf(err, errlen, "%s: out of memory", path);
 fail:
 	if (chain)
 		sox_delete_effects_chain(chain);
