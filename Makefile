@@ -4,6 +4,7 @@
 #   make check      build (gcc, clang, ASan+UBSan; -Werror), then run the test suite on each
 #   make demo       the paper's whole study, small, on the embedded corpus (pipelines/out/)
 #   make bench      benchmarks against the reference implementations (not tests)
+#   make lines      the longest functions (none over 80 lines without a reason)
 #   make install    PREFIX=/usr/local: programs and man pages
 #
 # Every filters/NAME.c is a program; common/*.c is the library they link;
@@ -60,7 +61,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGS))
 SCRIPTS := $(wildcard filters/*.py filters/*.sh)
 
-.PHONY: all check check-fast bench install clean deps deps-demo demo
+.PHONY: all check check-fast bench install clean deps deps-demo demo lines
 
 all: $(BINS) $(TEST_BIN) scripts
 
@@ -145,6 +146,11 @@ bench:
 	$(MAKE) all
 	$(MAKE) BUILD=build-native NATIVE=1 all
 	@tests/bench/run.sh $(BUILD) $(B)
+
+# The longest functions of common/ and filters/; fails on one over 80 lines
+# without a "long:" comment saying why.
+lines:
+	@build-aux/lines.sh -n 25
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5

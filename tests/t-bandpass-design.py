@@ -32,31 +32,24 @@
    within 0.01 Hz, measurably away from sqrt(lo hi) and (lo + hi)/2.
 """
 import os
-import subprocess
 import sys
 
-import numpy as np
-import scipy.signal as ss
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import numpy as np  # noqa: E402
 
-TESTBIN = os.environ["SERTOOLS_TESTBIN"]
+import testlib as T  # noqa: E402
+
+T.require_module("scipy")
+import scipy.signal as ss  # noqa: E402
+
 WIDTHS = [20, 40, 60, 80, 100, 200, 300, 400]
-failures = 0
 worst = {"sos": 0.0, "zi": 0.0, "edge_db": 0.0, "centre_db": 0.0}
 
 
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-    if failures > 20:
-        sys.exit(1)
-
-
 def design(order, lo, hi, rate):
-    p = subprocess.run([f"{TESTBIN}/bandpass-design", str(order), repr(float(lo)), repr(float(hi)), repr(float(rate))],
-                       capture_output=True, text=True)
+    p = T.run([f"{T.TESTBIN}/bandpass-design", order, repr(float(lo)), repr(float(hi)), repr(float(rate))], code=None)
     if p.returncode != 0:
-        fail(f"bandpass-design {order} {lo} {hi} {rate}: exit {p.returncode}: {p.stderr}")
+        T.fail(f"bandpass-design {order} {lo} {hi} {rate}: exit {p.returncode}: {p.stderr}")
         return None, None, None
     lines = p.stdout.splitlines()
     sos = np.array([[float(v) for v in line.split()] for line in lines[:order]])
@@ -113,24 +106,24 @@ def check_design(order, lo, hi, rate, response=True):
     ref = ss.butter(order, [lo, hi], "bandpass", fs=rate, output="sos")
     what = f"order {order}, {lo}-{hi} Hz at {rate} Hz"
     if sos.shape != ref.shape or np.any(sos[:, 3] != 1.0):
-        fail(f"{what}: layout {sos.shape}, a0 {sos[:, 3]}")
+        T.fail(f"{what}: layout {sos.shape}, a0 {sos[:, 3]}")
         return
     e = set_error(sos, ref)
     worst["sos"] = max(worst["sos"], e)
     if e > 1e-9:
-        fail(f"{what}: sos differs from scipy by {e:.3g} (relative to its half-row)\nC:\n{sos}\nscipy:\n{ref}")
+        T.fail(f"{what}: sos differs from scipy by {e:.3g} (relative to its half-row)\nC:\n{sos}\nscipy:\n{ref}")
     eo = order_error(sos)
     if eo > 1e-9:
-        fail(f"{what}: sections out of zpk2sos's order (a pole nearer the unit circle comes earlier by {eo:.3g})\n{sos}")
+        T.fail(f"{what}: sections out of zpk2sos's order (a pole nearer the unit circle comes earlier by {eo:.3g})\n{sos}")
     zref = ss.sosfilt_zi(sos)
     ez = float(np.max(np.abs(zi - zref)) / max(np.max(np.abs(zref)), 1e-300))
     if hi >= 5:
         worst["zi"] = max(worst["zi"], ez)
     if ez > (1e-6 if hi < 5 else 1e-9):
-        fail(f"{what}: sosfilt_zi differs by {ez:.3g}\nC:\n{zi}\nscipy:\n{zref}")
+        T.fail(f"{what}: sosfilt_zi differs by {ez:.3g}\nC:\n{zi}\nscipy:\n{zref}")
     ntaps = 2 * len(ref) + 1 - min((ref[:, 2] == 0).sum(), (ref[:, 5] == 0).sum())
     if padlen != 3 * ntaps:
-        fail(f"{what}: padlen {padlen}, scipy's sosfiltfilt uses {3 * ntaps}")
+        T.fail(f"{what}: padlen {padlen}, scipy's sosfiltfilt uses {3 * ntaps}")
     if not response:
         return
     f0 = rate / np.pi * np.arctan(np.sqrt(np.tan(np.pi * lo / rate) * np.tan(np.pi * hi / rate)))
@@ -139,7 +132,7 @@ def check_design(order, lo, hi, rate, response=True):
     worst["edge_db"] = max(worst["edge_db"], edge)
     worst["centre_db"] = max(worst["centre_db"], abs(db[2]))
     if edge > 1e-6 or abs(db[2]) > 1e-6:
-        fail(f"{what}: response {db[0]:.6f} dB at {lo} Hz, {db[1]:.6f} dB at {hi} Hz, {db[2]:.6f} dB at f0 {f0:.4f} Hz")
+        T.fail(f"{what}: response {db[0]:.6f} dB at {lo} Hz, {db[1]:.6f} dB at {hi} Hz, {db[2]:.6f} dB at f0 {f0:.4f} Hz")
 
 
 def response_at(sos, f, rate):
@@ -180,14 +173,12 @@ for rate in (16000, 8000):
     grid = np.arange(440, 520, 0.001)
     fpk = grid[np.argmax(np.abs(response_at(sos, grid, rate)))]
     if abs(fpk - f0) > 0.01:
-        fail(f"order 1 {lo}-{hi} Hz at {rate} Hz: peak at {fpk:.3f} Hz, expected the prewarped centre {f0:.3f} Hz")
+        T.fail(f"order 1 {lo}-{hi} Hz at {rate} Hz: peak at {fpk:.3f} Hz, expected the prewarped centre {f0:.3f} Hz")
     if abs(fpk - np.sqrt(lo * hi)) < 0.2 or abs(fpk - (lo + hi) / 2) < 1:
-        fail(f"order 1 {lo}-{hi} Hz at {rate} Hz: peak {fpk:.3f} Hz should differ from sqrt(lo hi) {np.sqrt(lo * hi):.3f}")
+        T.fail(f"order 1 {lo}-{hi} Hz at {rate} Hz: peak {fpk:.3f} Hz should differ from sqrt(lo hi) {np.sqrt(lo * hi):.3f}")
     print(f"order 1, {lo:g}-{hi:g} Hz at {rate} Hz: peak at {fpk:.3f} Hz; prewarped centre {f0:.3f}, "
           f"sqrt(lo hi) {np.sqrt(lo * hi):.3f}, (lo+hi)/2 {(lo + hi) / 2:.1f}")
 
 print("largest differences: sos %.3g (relative to half-row), zi %.3g, edge %.3g dB, centre %.3g dB"
       % (worst["sos"], worst["zi"], worst["edge_db"], worst["centre_db"]))
-if failures:
-    sys.exit(1)
-print("ok")
+T.done()

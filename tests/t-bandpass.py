@@ -28,26 +28,22 @@ import subprocess
 import sys
 import tempfile
 
-import msgpack
-import msgpack_numpy
-import numpy as np
-import scipy.io.wavfile
-import scipy.signal as ss
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import msgpack  # noqa: E402
+import msgpack_numpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("scipy")
+import scipy.io.wavfile  # noqa: E402
+import scipy.signal as ss  # noqa: E402
 
 WIDTHS = [20, 40, 60, 80, 100, 200, 300, 400]
 TOL = 1e-6
 GAIN_TOL_DB = 0.001
 rng = np.random.default_rng(7)
-failures = 0
 worst = {"causal": 0.0, "zero-phase": 0.0, "gain_db": 0.0}
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-    if failures > 20:
-        sys.exit(1)
 
 
 def pack(obj):
@@ -71,12 +67,12 @@ def read_stream(data):
     return recs[0], recs[1:-1]
 
 
-def run(args, data):
-    p = subprocess.run(["bandpass"] + args, input=data, capture_output=True)
-    if p.returncode != 0:
-        fail(f"bandpass {' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
-        return None
-    return p.stdout
+def bandpass(args, data):
+    """bandpass's output, or None (a failure counted) when it does not exit 0."""
+    p = T.run(["bandpass"] + args, input=data, text=False, code=None)
+    err = p.stderr.decode(errors="replace")
+    ok = T.check(p.returncode == 0, f"bandpass {' '.join(args)}: exit {p.returncode}: {err}")
+    return p.stdout if ok else None
 
 
 def rms_scale(x, rms=0.2):
@@ -162,7 +158,7 @@ def check_run(rate, w, zero_phase, sig):
     for key, (x, f) in sines.items():
         items.append((key, {"wave": x}, {}))
     args = ["--width", str(w)] + (["--zero-phase"] if zero_phase else [])
-    out = run(args, make_stream(rate, items))
+    out = bandpass(args, make_stream(rate, items))
     if out is None:
         return
     header, got = read_stream(out)
@@ -171,17 +167,17 @@ def check_run(rate, w, zero_phase, sig):
     bp = header["params"].get("bandpass", {})
     expect = {"low": lo, "high": hi, "order": 4, "zero_phase": zero_phase, "center": 500.0, "width": float(w)}
     if bp != expect or header["params"].get("sample_rate") != rate or header["params"].get("tensor") != "wave":
-        fail(f"{what}: header params {header['params']}")
+        T.fail(f"{what}: header params {header['params']}")
     if header.get("producer") != "bandpass" or [h.get("producer") for h in header.get("history", [])] != ["t-bandpass"]:
-        fail(f"{what}: producer/history {header.get('producer')} {header.get('history')}")
+        T.fail(f"{what}: producer/history {header.get('producer')} {header.get('history')}")
     if [g["key"] for g in got] != [k for k, _, _ in items]:
-        fail(f"{what}: item keys {[g['key'] for g in got]}")
+        T.fail(f"{what}: item keys {[g['key'] for g in got]}")
         return
     for (key, tensors, fields), g in zip(items, got):
         x = tensors["wave"]
         y = g["tensors"]["wave"]
         if y.dtype != np.float32 or y.shape != x.shape or g.get("fields", {}) != fields:
-            fail(f"{what}: {key}: dtype {y.dtype} shape {y.shape} fields {g.get('fields')}")
+            T.fail(f"{what}: {key}: dtype {y.dtype} shape {y.shape} fields {g.get('fields')}")
             continue
         if len(x) == 0:
             continue
@@ -191,14 +187,14 @@ def check_run(rate, w, zero_phase, sig):
         worst[mode] = max(worst[mode], e)
         if e > TOL:
             i = int(np.argmax(np.abs(y - ref)))
-            fail(f"{what}: {key}: max abs error {e:.3g} at sample {i} (got {y[i]:.9g}, scipy {ref[i]:.9g})")
+            T.fail(f"{what}: {key}: max abs error {e:.3g} at sample {i} (got {y[i]:.9g}, scipy {ref[i]:.9g})")
         if key in sines:
             f = sines[key][1]
             db = 20 * np.log10(amplitude(y, f, rate) / amplitude(x, f, rate))
             want = (0.0 if key == "sine-f0" else -10 * np.log10(2)) * (2 if zero_phase else 1)
             worst["gain_db"] = max(worst["gain_db"], abs(db - want))
             if abs(db - want) > GAIN_TOL_DB:
-                fail(f"{what}: gain at {f:.3f} Hz is {db:.4f} dB, expected {want:.4f} dB")
+                T.fail(f"{what}: gain at {f:.3f} Hz is {db:.4f} dB, expected {want:.4f} dB")
 
 
 for rate in (16000, 8000):
@@ -217,41 +213,39 @@ with tempfile.TemporaryDirectory() as d:
     with open(src, "wb") as f:
         f.write(data)
     for order in (2, 6):
-        if run(["--low", "300", "--high", "3400", "--order", str(order), "-o", dst, src], b"") is None:
+        if bandpass(["--low", "300", "--high", "3400", "--order", str(order), "-o", dst, src], b"") is None:
             continue
         with open(dst, "rb") as f:
             header, got = read_stream(f.read())
         sos = ss.butter(order, [300, 3400], "bandpass", fs=16000, output="sos")
         bp = header["params"]["bandpass"]
         if bp != {"low": 300.0, "high": 3400.0, "order": order, "zero_phase": False}:
-            fail(f"--low/--high --order {order}: params.bandpass {bp}")
+            T.fail(f"--low/--high --order {order}: params.bandpass {bp}")
         a = got[0]
         if set(a["tensors"]) != {"wave", "extra"} or a["tensors"]["extra"].dtype != np.float64 or \
                 a["tensors"]["extra"].tobytes() != extra.tobytes() or a["fields"] != {"label": 1, "split": "Train", "score": 0.5}:
-            fail(f"pass-through: tensors {list(a['tensors'])}, fields {a['fields']}")
+            T.fail(f"pass-through: tensors {list(a['tensors'])}, fields {a['fields']}")
         for g, n in zip(got, (16000, 5000)):
             e = float(np.max(np.abs(g["tensors"]["wave"] - ss.sosfilt(sos, x[:n].astype(np.float64)))))
             worst["causal"] = max(worst["causal"], e)
             if e > TOL:
-                fail(f"--order {order} 300-3400 Hz, item {g['key']}: max abs error {e:.3g}")
+                T.fail(f"--order {order} 300-3400 Hz, item {g['key']}: max abs error {e:.3g}")
 
 # band-passing a band-passed stream: allowed, recorded, and equal to filtering twice
-once = run(["--width", "100"], make_stream(16000, [("a", {"wave": x}, {})]))
-twice = run(["--low", "450", "--high", "550", "--zero-phase"], once) if once else None
+once = bandpass(["--width", "100"], make_stream(16000, [("a", {"wave": x}, {})]))
+twice = bandpass(["--low", "450", "--high", "550", "--zero-phase"], once) if once else None
 if twice:
     header, got = read_stream(twice)
     bp = header["params"]["bandpass"]
     if bp.get("previous") != {"low": 450.0, "high": 550.0, "order": 4, "zero_phase": False, "center": 500.0, "width": 100.0} \
             or bp.get("zero_phase") is not True:
-        fail(f"twice: params.bandpass {bp}")
+        T.fail(f"twice: params.bandpass {bp}")
     sos = ss.butter(4, [450, 550], "bandpass", fs=16000, output="sos")
     first = read_stream(once)[1][0]["tensors"]["wave"]
     e = float(np.max(np.abs(got[0]["tensors"]["wave"] - ss.sosfiltfilt(sos, first.astype(np.float64)))))
     if e > TOL:
-        fail(f"twice: max abs error {e:.3g}")
+        T.fail(f"twice: max abs error {e:.3g}")
 
 print("largest errors: causal %.3g, zero-phase %.3g (max abs, tolerance %g); gain %.3g dB from the ideal (tolerance %g)"
       % (worst["causal"], worst["zero-phase"], TOL, worst["gain_db"], GAIN_TOL_DB))
-if failures:
-    sys.exit(1)
-print("ok")
+T.done()

@@ -40,11 +40,15 @@ Checks:
 import json
 import math
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
+T.require_module("sklearn.metrics")
 import torch  # noqa: E402
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score  # noqa: E402
 
@@ -63,16 +67,8 @@ LENGTHS = [40, 40, 40, 40, 40, 33, 57, 64, 64, 64, 100, 32, 45, 45, 45, 45, 45, 
 SHORT = [20, 31]
 
 
-def run(*args, ok=True, stdin=None):
-    fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
-    try:
-        r = subprocess.run(["cnn-eval", *map(str, args)], stdin=fin, capture_output=True)
-    finally:
-        if stdin:
-            fin.close()
-    if ok and r.returncode != 0:
-        raise AssertionError(f"cnn-eval {' '.join(map(str, args))}: exit {r.returncode}: {r.stderr.decode()}")
-    return r
+def cnn_eval(*args, ok=True, stdin=None):
+    return T.run(["cnn-eval", *args], stdin=stdin, code=0 if ok else None, text=False)
 
 
 # ---- the model ----
@@ -128,7 +124,6 @@ def stream(path, xs_, labels_, keys_):
 
 
 stream("test.msgpack", xs, labels, keys)
-fails = []
 
 # setup checks: the edge cases are really there
 ref_pred = ref.argmax(1)
@@ -138,7 +133,7 @@ top2 = np.sort(ref, 1)[:, -2:]
 assert (top2[:, 1] - top2[:, 0]).min() > 1e-3, "a near-tie would make argmax fragile"
 
 # ---- posteriors against PyTorch ----
-run("--posteriors", "post.msgpack", "-o", "report.tsv", "model.ckpt", "test.msgpack")
+cnn_eval("--posteriors", "post.msgpack", "-o", "report.tsv", "model.ckpt", "test.msgpack")
 hdr, items, _ = ckpt.read_stream("post.msgpack")
 assert hdr["params"]["classes"] == NAMES and hdr["params"]["tensor"] == "posteriors", hdr["params"]
 assert hdr["params"]["melspec"]["n_fft"] == 512, hdr["params"]
@@ -152,7 +147,7 @@ assert (pred == post.argmax(1)).all(), (pred, post.argmax(1))
 rel = np.abs(post.astype(np.float64) - np.exp(ref)) / np.exp(ref)
 print(f"posteriors vs PyTorch: max elementwise relative difference {rel.max():.2e} (tolerance {TOL:g})")
 if rel.max() > TOL:
-    fails.append(f"posteriors: relative difference {rel.max():.3e} > {TOL:g}")
+    T.fail(f"posteriors: relative difference {rel.max():.3e} > {TOL:g}")
 
 # ---- metrics against scikit-learn ----
 present = sorted(set(labels.tolist()))
@@ -175,19 +170,19 @@ def close(a, b, tol):
 def check_report(name, rep, tol):
     def expect(what, got, exp, t=tol):
         if not close(got, exp, t):
-            fails.append(f"{name}: {what} {got} != {exp}")
+            T.fail(f"{name}: {what} {got} != {exp}")
     expect("uar", rep["uar"], want["uar"])
     expect("accuracy", rep["accuracy"], want["accuracy"])
     expect("nll", rep["nll"], want["nll"], 1e-5)
     if rep["items"] != len(xs) or rep["classes"] != NAMES or rep["classes_present"] != len(present):
-        fails.append(f"{name}: items/classes {rep['items']} {rep['classes']} {rep['classes_present']}")
+        T.fail(f"{name}: items/classes {rep['items']} {rep['classes']} {rep['classes_present']}")
     for k in range(K):
         pc = rep["per_class"][k]
         expect(f"recall {k}", pc["recall"], want["recall"][k] if k in present else None)
         if pc["class"] != NAMES[k] or pc["support"] != int((labels == k).sum()) or pc["predicted"] != int((pred == k).sum()):
-            fails.append(f"{name}: per-class row {pc}")
+            T.fail(f"{name}: per-class row {pc}")
     if (np.array(rep["confusion"]) != want["confusion"]).any():
-        fails.append(f"{name}: confusion {rep['confusion']} != {want['confusion'].tolist()}")
+        T.fail(f"{name}: confusion {rep['confusion']} != {want['confusion'].tolist()}")
 
 
 def parse_tsv(text):
@@ -213,7 +208,7 @@ def parse_tsv(text):
 tsv = open("report.tsv").read()
 check_report("TSV", parse_tsv(tsv), 1e-8)
 assert "sad\t0\t" in tsv and "angry\tNA\t0\t" in tsv, tsv  # never predicted: recall 0; absent: NA
-js = json.loads(run("--json", "model.ckpt", "test.msgpack").stdout)
+js = json.loads(cnn_eval("--json", "model.ckpt", "test.msgpack").stdout)
 check_report("JSON", js, 1e-12)
 assert js["checkpoint"] == "model.ckpt" and js["stream"] == "test.msgpack", js
 assert js["per_class"][3]["recall"] is None and js["per_class"][2]["recall"] == 0.0, js["per_class"]
@@ -226,22 +221,22 @@ assert js["per_class"][3]["recall"] is None and js["per_class"][2]["recall"] == 
 # thread count changes nothing (bitwise), and with --batch 1 an item's result
 # is a function of the item alone (bitwise).
 def posteriors_of(*opts, stream_path="test.msgpack"):
-    run(*opts, "-p", "alt.msgpack", "model.ckpt", stream_path)
+    cnn_eval(*opts, "-p", "alt.msgpack", "model.ckpt", stream_path)
     return np.stack([it["tensors"]["posteriors"] for it in ckpt.read_stream("alt.msgpack")[1]])
 
 
 for opts in (["--threads", "1"], ["--threads", "2"]):
     if posteriors_of(*opts).tobytes() != post.tobytes():
-        fails.append(f"{' '.join(opts)}: posteriors differ from the default run")
+        T.fail(f"{' '.join(opts)}: posteriors differ from the default run")
 one = posteriors_of("--batch", "1")
 for name, alt in (("--batch 3", posteriors_of("--batch", "3")), ("default --batch 32", post)):
     d = (np.abs(alt.astype(np.float64) - one) / one).max()
     print(f"{name} vs --batch 1: max relative difference {d:.2e}")
     if d > 2e-5 or (alt.argmax(1) != one.argmax(1)).any():
-        fails.append(f"{name}: posteriors differ from --batch 1 by {d:.3e} (> 2e-5) or in argmax")
+        T.fail(f"{name}: posteriors differ from --batch 1 by {d:.3e} (> 2e-5) or in argmax")
 stream("alone.msgpack", [xs[8]], [labels[8]], [keys[8]])  # a 64-frame item, one of four in test.msgpack
 if posteriors_of("--batch", "1", stream_path="alone.msgpack").tobytes() != one[8:9].tobytes():
-    fails.append("--batch 1: an item scored alone differs from the same item in the whole stream")
+    T.fail("--batch 1: an item scored alone differs from the same item in the whole stream")
 base_bytes = post.tobytes()
 
 # The batches are runs of --batch items of one length in stream order, as
@@ -254,10 +249,10 @@ stream("run33.msgpack", run33, [0] * 20, [f"r{i:02d}" for i in range(20)])
 whole = posteriors_of("--batch", "3", stream_path="run33.msgpack")
 stream("run33-part.msgpack", run33[15:18], [0] * 3, ["r15", "r16", "r17"])
 if posteriors_of("--batch", "3", stream_path="run33-part.msgpack").tobytes() != whole[15:18].tobytes():
-    fails.append("--batch 3: items 15..17 of a run of 20 equal lengths were not scored as one batch")
+    T.fail("--batch 3: items 15..17 of a run of 20 equal lengths were not scored as one batch")
 
 # ---- stdin, --posteriors - with -o ----
-r = run("--posteriors", "-", "-o", "report2.tsv", "model.ckpt", stdin="test.msgpack")
+r = cnn_eval("--posteriors", "-", "-o", "report2.tsv", "model.ckpt", stdin="test.msgpack")
 with open("stdout.msgpack", "wb") as f:
     f.write(r.stdout)
 alt = np.stack([it["tensors"]["posteriors"] for it in ckpt.read_stream("stdout.msgpack")[1]])
@@ -267,17 +262,14 @@ assert not [f for f in os.listdir(".") if f.startswith(".")], os.listdir(".")
 
 # ---- short items: padded with the log-Mel of silence ----
 stream("short.msgpack", xs[:3] + shorts, [0, 1, 2, 0, 1], keys[:3] + ["short20", "short31"])
-r = run("model.ckpt", "short.msgpack", ok=False)
+r = cnn_eval("model.ckpt", "short.msgpack", ok=False)
 assert r.returncode == 2 and b"short20" in r.stderr and b"--pad-short" in r.stderr, r.stderr
-run("--pad-short", "-p", "spost.msgpack", "model.ckpt", "short.msgpack")
+cnn_eval("--pad-short", "-p", "spost.msgpack", "model.ckpt", "short.msgpack")
 sp = np.stack([it["tensors"]["posteriors"] for it in ckpt.read_stream("spost.msgpack")[1]])
 want_short = np.exp(np.concatenate([ref[:3], np.stack(ref_short)]))
 rel = (np.abs(sp - want_short) / want_short).max()
 print(f"padded items vs PyTorch: max elementwise relative difference {rel:.2e}")
 if rel > TOL:
-    fails.append(f"--pad-short posteriors: relative difference {rel:.3e} > {TOL:g}")
+    T.fail(f"--pad-short posteriors: relative difference {rel:.3e} > {TOL:g}")
 
-if fails:
-    print("\n".join(fails))
-    sys.exit(1)
-print("ok")
+T.done()

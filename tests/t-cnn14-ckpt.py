@@ -21,13 +21,16 @@ from collections import OrderedDict
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
 import torch  # noqa: E402
 
 import ckpt  # noqa: E402
 import cnn14_ref as R  # noqa: E402
 
 torch.set_num_threads(1)
-fails = []
 
 # ---- full width, 3 classes, written by C ----
 R.cnn_tool("init", "--classes", 3, "--width-div", 1, "--seed", 7, "-o", "full.ckpt")
@@ -35,28 +38,28 @@ header, sd = ckpt.read_checkpoint("full.ckpt")
 model = R.Cnn14(3, 1)
 want = model.state_dict()
 if list(sd) != list(want):
-    fails.append(f"names/order: {list(sd)[:8]}... != {list(want)[:8]}...")
+    T.fail(f"names/order: {list(sd)[:8]}... != {list(want)[:8]}...")
 n_c = sum(v.size for k, v in sd.items() if "running_" not in k and "num_batches" not in k)
 n_r = R.count_params(model)
 print(f"parameters: C checkpoint {n_c:,}, torch reference {n_r:,}")
 if not n_c == n_r == 79_679_939:
-    fails.append(f"parameter count: C {n_c}, torch {n_r}, want 79679939")
+    T.fail(f"parameter count: C {n_c}, torch {n_r}, want 79679939")
 for k, v in sd.items():
     if k.endswith("num_batches_tracked"):
         if v.dtype != np.dtype("<i8") or v.shape != () or int(v) != 0:
-            fails.append(f"{k}: {v.dtype} shape {v.shape} value {v}, want 0-dim int64 0")
+            T.fail(f"{k}: {v.dtype} shape {v.shape} value {v}, want 0-dim int64 0")
     elif v.dtype != np.dtype("<f4"):
-        fails.append(f"{k}: dtype {v.dtype}, want float32")
+        T.fail(f"{k}: dtype {v.dtype}, want float32")
 mp = header["params"].get("model", {})
 for key, val in (("arch", "Cnn14"), ("classes", 3), ("width_div", 1), ("n_mels", 64)):
     if mp.get(key) != val:
-        fails.append(f"header params.model.{key} = {mp.get(key)!r}, want {val!r}")
+        T.fail(f"header params.model.{key} = {mp.get(key)!r}, want {val!r}")
 if len(mp.get("class_names", [])) != 3:
-    fails.append(f"header params.model.class_names = {mp.get('class_names')!r}")
+    T.fail(f"header params.model.class_names = {mp.get('class_names')!r}")
 try:
     model.load_state_dict(ckpt.to_torch(sd), strict=True)
 except Exception as e:  # noqa: BLE001
-    fails.append(f"load_state_dict(strict=True): {e}")
+    T.fail(f"load_state_dict(strict=True): {e}")
 for k, v in sd.items():
     t = torch.from_numpy(np.array(v))
     if k.endswith(".weight") and t.dim() in (2, 4):
@@ -68,13 +71,13 @@ for k, v in sd.items():
         top, std, mean = t.abs().max().item(), t.std().item(), t.mean().item()
         if top > bound * (1 + 1e-6) or top < 0.9 * bound \
                 or abs(std / (bound / math.sqrt(3)) - 1) > 0.1 or abs(mean) > 0.1 * bound:
-            fails.append(f"{k}: not Xavier-uniform (bound {bound:.4g}, max {top:.4g}, std {std:.4g})")
+            T.fail(f"{k}: not Xavier-uniform (bound {bound:.4g}, max {top:.4g}, std {std:.4g})")
     elif k.endswith(".bias") or k.endswith("running_mean"):
         if t.abs().max() != 0:
-            fails.append(f"{k}: not zero")
+            T.fail(f"{k}: not zero")
     elif k.endswith("running_var") or (k.endswith(".weight") and t.dim() == 1):
         if not torch.all(t == 1):
-            fails.append(f"{k}: not one")
+            T.fail(f"{k}: not one")
 del sd, model, want
 
 # ---- written by Python, read by C ----
@@ -95,7 +98,7 @@ with torch.no_grad():
 d = R.rel_diff(got, ref)
 print(f"Python-written checkpoint, C forward vs torch: max rel diff {d:.2e}")
 if not d <= 1e-4:
-    fails.append(f"C forward on a Python-written checkpoint: max rel diff {d:.3e} > 1e-4")
+    T.fail(f"C forward on a Python-written checkpoint: max rel diff {d:.3e} > 1e-4")
 
 
 def bad_checkpoint(what, mutate, names):
@@ -105,7 +108,7 @@ def bad_checkpoint(what, mutate, names):
     p = R.cnn_tool("forward", "bad.ckpt", stdin="batch.msgpack", stdout="o.msgpack", check=False)
     print(f"{what}: exit {p.returncode}: {p.stderr.strip()}")
     if p.returncode != 2 or not any(n in p.stderr for n in names):
-        fails.append(f"{what}: exit {p.returncode}, message {p.stderr.strip()!r}: want exit 2 naming {names[0]}")
+        T.fail(f"{what}: exit {p.returncode}, message {p.stderr.strip()!r}: want exit 2 naming {names[0]}")
 
 
 def wrong_shape(sd):
@@ -126,8 +129,4 @@ bad_checkpoint("wrong shape", wrong_shape, ["conv_block3.conv2.weight"])
 bad_checkpoint("missing tensor", missing, ["conv_block4.bn1.running_var"])
 bad_checkpoint("renamed tensor", renamed, ["fc_transfer.weight", "fc_out.weight"])
 
-for f in fails:
-    print("FAIL:", f)
-if fails:
-    sys.exit(1)
-print("ok")
+T.done()

@@ -23,6 +23,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
 import torch  # noqa: E402
 
 import ckpt  # noqa: E402
@@ -31,21 +35,20 @@ import cnn14_ref as R  # noqa: E402
 torch.set_num_threads(1)
 TOL = 1e-4
 CLASSES = 3
-fails = []
 
 
-def check(label, c, r):
+def compare(label, c, r):
     c = torch.as_tensor(np.asarray(c), dtype=torch.float64)
     r = torch.as_tensor(np.asarray(r), dtype=torch.float64)
     if c.shape != r.shape:
-        fails.append(f"{label}: shape {tuple(c.shape)} != {tuple(r.shape)}")
+        T.fail(f"{label}: shape {tuple(c.shape)} != {tuple(r.shape)}")
         return
     d = R.rel_diff(c, r)
     e = R.elementwise_rel(c, r)
     cc = R.rel_diff(c - c.mean(1, keepdim=True), r - r.mean(1, keepdim=True))
     print(f"{label}: max rel {d:.2e}, elementwise {e:.2e}, centred {cc:.2e}")
     if not (d <= TOL and e <= TOL and cc <= TOL):
-        fails.append(f"{label}: max rel {d:.3e}, elementwise {e:.3e}, centred {cc:.3e} > {TOL:g}")
+        T.fail(f"{label}: max rel {d:.3e}, elementwise {e:.3e}, centred {cc:.3e} > {TOL:g}")
 
 
 def c_forward(ckpt_path, batch_path, keys, train_bn):
@@ -71,8 +74,8 @@ def run_case(width_div, batch, frames_list, seed):
         model.eval()
         with torch.no_grad():
             ref = model(x0)
-        check(f"width_div {width_div}, {frames_list[0]} frames, C-written init checkpoint, eval BN",
-              c_forward(init, "batch.msgpack", keys, False), ref)
+        compare(f"width_div {width_div}, {frames_list[0]} frames, C-written init checkpoint, eval BN",
+                c_forward(init, "batch.msgpack", keys, False), ref)
     flat = x0.reshape(-1, x0.shape[-1])
     R.randomize_state(model, seed + 100, flat.mean(0), flat.var(0))
     pert = f"pert-{width_div}.ckpt"
@@ -89,8 +92,8 @@ def run_case(width_div, batch, frames_list, seed):
             with torch.no_grad():
                 ref = m(x)
             got = c_forward(pert, "batch.msgpack", keys, train_bn)
-            check(f"width_div {width_div}, batch {batch}, {frames} frames, "
-                  f"{'train' if train_bn else 'eval'}-mode BN", got, ref)
+            compare(f"width_div {width_div}, batch {batch}, {frames} frames, "
+                    f"{'train' if train_bn else 'eval'}-mode BN", got, ref)
 
 
 run_case(1, 2, [32], seed=11)
@@ -100,10 +103,6 @@ run_case(8, 4, [32, 101], seed=12)
 ckpt.write_batch("short.msgpack", R.logmel_like(2, 31, 5).numpy())
 p = R.cnn_tool("forward", "init-8.ckpt", stdin="short.msgpack", stdout="o.msgpack", check=False)
 if p.returncode != 2 or "31" not in p.stderr:
-    fails.append(f"31 frames: exit {p.returncode}, message {p.stderr.strip()!r} (want exit 2 naming 31)")
+    T.fail(f"31 frames: exit {p.returncode}, message {p.stderr.strip()!r} (want exit 2 naming 31)")
 
-for f in fails:
-    print("FAIL:", f)
-if fails:
-    sys.exit(1)
-print("ok")
+T.done()

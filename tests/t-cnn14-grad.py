@@ -25,6 +25,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
 import torch  # noqa: E402
 
 import ckpt  # noqa: E402
@@ -35,7 +39,6 @@ TOL = 1e-3
 LOSS_TOL = 1e-5
 CLASSES = 3
 WEIGHTS = [0.7, 1.3, 2.9]
-fails = []
 
 
 def ref_grads(model, x, labels, weights, train=True):
@@ -76,23 +79,23 @@ def run_case(width_div, batch, frames, seed):
     gh, items, _ = ckpt.read_stream("grads.msgpack")
     names = [it["key"] for it in items]
     if names != list(grads_r):
-        fails.append(f"{label}: gradient names/order {names} != {list(grads_r)}")
+        T.fail(f"{label}: gradient names/order {names} != {list(grads_r)}")
         return
     loss_c = float(gh["params"]["loss"])
     lrel = abs(loss_c - loss_r) / abs(loss_r)
     if lrel > LOSS_TOL:
-        fails.append(f"{label}: loss {loss_c!r} vs {loss_r!r} (rel {lrel:.2e})")
+        T.fail(f"{label}: loss {loss_c!r} vs {loss_r!r} (rel {lrel:.2e})")
     worst = (0.0, "")
     for it in items:
         n = it["key"]
         gc = torch.from_numpy(np.array(it["tensors"]["grad"]))
         if tuple(gc.shape) != tuple(grads_r[n].shape):
-            fails.append(f"{label}: {n}: shape {tuple(gc.shape)} != {tuple(grads_r[n].shape)}")
+            T.fail(f"{label}: {n}: shape {tuple(gc.shape)} != {tuple(grads_r[n].shape)}")
             continue
         d = R.rel_diff(gc, grads_r[n])
         worst = max(worst, (d, n))
         if not d <= TOL:
-            fails.append(f"{label}: {n}: gradient max rel diff {d:.3e} > {TOL:g}")
+            T.fail(f"{label}: {n}: gradient max rel diff {d:.3e} > {TOL:g}")
     print(f"{label} (input seed {in_seed}): loss {loss_c:.6f} vs {loss_r:.6f} (rel {lrel:.1e}); "
           f"worst gradient rel diff {worst[0]:.2e} ({worst[1]})")
 
@@ -104,15 +107,11 @@ def run_case(width_div, batch, frames, seed):
     for what, g in (("unweighted loss", g_unweighted), ("eval-mode BN", g_eval)):
         d = max(R.rel_diff(g[n], grads_r[n]) for n in grads_r)
         if d <= 10 * TOL:
-            fails.append(f"{label}: {what} changes the gradients by only {d:.2e}: the test is too weak")
+            T.fail(f"{label}: {what} changes the gradients by only {d:.2e}: the test is too weak")
 
 
 run_case(8, 4, 32, seed=21)
 run_case(16, 2, 101, seed=22)
 run_case(4, 2, 32, seed=23)
 
-for f in fails:
-    print("FAIL:", f)
-if fails:
-    sys.exit(1)
-print("ok")
+T.done()

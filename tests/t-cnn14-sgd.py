@@ -40,6 +40,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
 import torch  # noqa: E402
 
 import ckpt  # noqa: E402
@@ -52,7 +56,6 @@ CLASSES = 3
 STEPS = 3
 START_NBT = 5
 WEIGHTS = [1.6, 0.8, 1.1]
-fails = []
 
 
 def make_sgd(m, cfg, buffers=None):
@@ -106,11 +109,11 @@ def compare_step(label, got, ref, before, trained, freeze_bn, nbt_want, worst):
     for n, r in ref.items():
         c = got[n]
         if tuple(c.shape) != tuple(r.shape):
-            fails.append(f"{label}: {n}: shape {tuple(c.shape)} != {tuple(r.shape)}")
+            T.fail(f"{label}: {n}: shape {tuple(c.shape)} != {tuple(r.shape)}")
             continue
         if n.endswith("num_batches_tracked"):
             if c.item() != r.item() or r.item() != nbt_want:
-                fails.append(f"{label}: {n} = {c.item()}, reference {r.item()}, want {nbt_want}")
+                T.fail(f"{label}: {n} = {c.item()}, reference {r.item()}, want {nbt_want}")
             continue
         stats = "running_" in n
         if n in trained or (stats and not freeze_bn):
@@ -118,14 +121,14 @@ def compare_step(label, got, ref, before, trained, freeze_bn, nbt_want, worst):
             kind = "stats" if stats else "value"
             worst[kind] = max(worst[kind], (d, n))
             if not d <= TOL:
-                fails.append(f"{label}: {n}: max rel diff {d:.3e} > {TOL:g}")
+                T.fail(f"{label}: {n}: max rel diff {d:.3e} > {TOL:g}")
         elif not torch.equal(c, before[n]):
-            fails.append(f"{label}: {n} must not change but did (max {(c - before[n]).abs().max():.3e})")
+            T.fail(f"{label}: {n} must not change but did (max {(c - before[n]).abs().max():.3e})")
         if n in trained:
             u = R.rel_diff(c.double() - before[n].double(), r.double() - before[n].double())
             worst["update"] = max(worst["update"], (u, n))
             if not u <= UPDATE_TOL:
-                fails.append(f"{label}: {n}: update max rel diff {u:.3e} > {UPDATE_TOL:g}")
+                T.fail(f"{label}: {n}: update max rel diff {u:.3e} > {UPDATE_TOL:g}")
 
 
 def c_step(start, out, cfg, load_opt=None, save_opt=None, steps=1):
@@ -192,14 +195,14 @@ def case(width_div, batch, frames, seed, lr, momentum=0.9, nesterov=True, wd=0.0
             break
         print(f"{label}: input seed {in_seed}: C's trajectory passes within {c_margin:.1e} of a kink; next input")
     else:
-        fails.append(f"{label}: no input keeps C's trajectory away from the kinks")
+        T.fail(f"{label}: no input keeps C's trajectory away from the kinks")
         return None
 
     cont = state_of("cont.ckpt")
     last = state_of(f"c{STEPS}.ckpt")
     same = all(torch.equal(cont[n], last[n]) for n in cont) and list(cont) == list(last)
     if not same:
-        fails.append(f"{label}: {STEPS} steps in one run differ from {STEPS} resumed one-step runs")
+        T.fail(f"{label}: {STEPS} steps in one run differ from {STEPS} resumed one-step runs")
     worst = {"value": (0.0, ""), "update": (0.0, ""), "stats": (0.0, ""), "buffer": (0.0, "")}
     before, buffers = start, None
     for k in range(1, STEPS + 1):
@@ -208,18 +211,18 @@ def case(width_div, batch, frames, seed, lr, momentum=0.9, nesterov=True, wd=0.0
         ref, ref_buf = torch_steps(m, x, labels, cfg, steps=1, buffers=buffers)
         got = state_of(f"c{k}.ckpt")
         if list(got) != list(ref):
-            fails.append(f"{label}: step {k}: checkpoint names/order differ: {list(got)}")
+            T.fail(f"{label}: step {k}: checkpoint names/order differ: {list(got)}")
             return None
         nbt = START_NBT + (0 if freeze_bn else k)
         compare_step(f"{label}: step {k}", got, ref, before, trained, freeze_bn, nbt, worst)
         got_buf = buffers_of(f"o{k}.msgpack")
         if set(got_buf) != set(ref_buf):
-            fails.append(f"{label}: step {k}: momentum buffers for {sorted(got_buf)}, want {sorted(ref_buf)}")
+            T.fail(f"{label}: step {k}: momentum buffers for {sorted(got_buf)}, want {sorted(ref_buf)}")
         for n in set(got_buf) & set(ref_buf):
             d = R.rel_diff(got_buf[n], ref_buf[n])
             worst["buffer"] = max(worst["buffer"], (d, n))
             if not d <= UPDATE_TOL:
-                fails.append(f"{label}: step {k}: momentum buffer {n}: max rel diff {d:.3e} > {UPDATE_TOL:g}")
+                T.fail(f"{label}: step {k}: momentum buffer {n}: max rel diff {d:.3e} > {UPDATE_TOL:g}")
         before, buffers = got, got_buf
     three, _ = torch_steps(model, x, labels, cfg)
     v, u = errors(cont, three, start, trained)
@@ -242,7 +245,7 @@ if result:
                      model.state_dict(), trained)[1]
         print(f"teeth: {what} moves the three-step update by {gap:.2e}")
         if gap <= 10 * UPDATE_TOL:
-            fails.append(f"{what} moves the update by only {gap:.2e}: the test is too weak")
+            T.fail(f"{what} moves the update by only {gap:.2e}: the test is too weak")
 case(8, 2, 32, 32, 0.01, wd=5e-3)
 case(16, 4, 32, 33, 0.01, nesterov=False)
 case(16, 4, 32, 34, 0.001, wd=1e-4)
@@ -250,8 +253,4 @@ case(16, 4, 32, 35, 0.01, wd=1e-3, finetune="linear")
 case(16, 4, 32, 36, 0.01, finetune="linear", freeze_bn=True)
 case(16, 4, 32, 37, 0.001, freeze_bn=True)
 
-for f in fails:
-    print("FAIL:", f)
-if fails:
-    sys.exit(1)
-print("ok")
+T.done()

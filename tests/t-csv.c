@@ -7,19 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "csv.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			printf("FAIL line %d: %s: ", __LINE__, #cond);       \
-			printf(__VA_ARGS__);                                 \
-			putchar('\n');                                       \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
 
 typedef struct {
 	FILE *f;
@@ -70,10 +59,7 @@ static char *dump(const char *s, size_t len, bool pos)
 			else
 				snprintf(buf, sizeof buf, "%s%s", i ? "|" : "", csv_field(m.r, i));
 			size_t bl = strlen(buf);
-			if (strlen(csv_field(m.r, i)) != csv_field_len(m.r, i)) {
-				printf("FAIL: field length disagrees with strlen\n");
-				failures++;
-			}
+			CHECK(strlen(csv_field(m.r, i)) == csv_field_len(m.r, i), "field length disagrees with strlen");
 			if (n + bl + 2 > cap && !(out = realloc(out, cap *= 2)))
 				exit(2);
 			memcpy(out + n, buf, bl + 1);
@@ -96,10 +82,8 @@ static char *dump(const char *s, size_t len, bool pos)
 static void expect(const char *in, size_t len, bool pos, const char *want, int line)
 {
 	char *got = dump(in, len, pos);
-	if (strcmp(got, want) != 0) {
-		printf("FAIL line %d: input [%.*s]\n  want [%s]\n  got  [%s]\n", line, (int)len, in, want, got);
-		failures++;
-	}
+	CHECK(strcmp(got, want) == 0, "line %d: input [%.*s]\n  want [%s]\n  got  [%s]", line, (int)len, in, want,
+	      got);
 	free(got);
 }
 
@@ -112,11 +96,8 @@ static void expect_err(const char *in, size_t len, const char *where, const char
 	char *got = dump(in, len, false);
 	char want[128];
 	snprintf(want, sizeof want, "ERR:t.csv:%s: ", where);
-	if (strncmp(got, want, strlen(want)) != 0 || !strstr(got, what)) {
-		printf("FAIL line %d: input [%.*s]\n  want [%s...%s...]\n  got  [%s]\n", line, (int)len, in, want, what,
-		       got);
-		failures++;
-	}
+	CHECK(strncmp(got, want, strlen(want)) == 0 && strstr(got, what),
+	      "line %d: input [%.*s]\n  want [%s...%s...]\n  got  [%s]", line, (int)len, in, want, what, got);
 	free(got);
 }
 
@@ -200,20 +181,16 @@ static void round_trip(void)
 	int rc = 0;
 	for (int rec = 0; rec < RECORDS; rec++) {
 		rc = csv_next(m.r);
-		if (rc != 1) {
-			printf("FAIL round trip: record %d: rc %d %s\n", rec, rc, rc < 0 ? csv_error(m.r) : "");
-			failures++;
+		CHECK(rc == 1, "round trip: record %d: rc %d %s", rec, rc, rc < 0 ? csv_error(m.r) : "");
+		if (rc != 1)
 			break;
-		}
 		bool same = csv_nfields(m.r) == nf[rec] && csv_field_line(m.r, 0) == lines[rec];
 		for (size_t i = 0; same && i < nf[rec]; i++)
 			same = strcmp(csv_field(m.r, i), want[rec][i]) == 0;
-		if (!same) {
-			printf("FAIL round trip: record %d (line %lu, read %lu) differs; %zu fields, %zu expected\n", rec,
-			       lines[rec], csv_field_line(m.r, 0), csv_nfields(m.r), nf[rec]);
-			failures++;
+		CHECK(same, "round trip: record %d (line %lu, read %lu) differs; %zu fields, %zu expected", rec, lines[rec],
+		      csv_field_line(m.r, 0), csv_nfields(m.r), nf[rec]);
+		if (!same)
 			break;
-		}
 	}
 	if (rc == 1)
 		CHECK(csv_next(m.r) == 0, "round trip: extra record");
@@ -304,8 +281,5 @@ int main(void)
 		CHECK(!r && strstr(err, "/nonexistent/x.csv: ") == err, "err %s", err);
 	}
 	round_trip();
-	if (failures)
-		return 1;
-	puts("ok");
-	return 0;
+	return check_done();
 }

@@ -4,26 +4,24 @@
 # usage errors, non-finite and truncated input, atomic -o, and the first
 # error by item order being reported whatever -j is.
 import os
-import subprocess
 import sys
 import warnings
 
-import msgpack
-import msgpack_numpy as mn
-import numpy as np
-import torch
-import torchaudio
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import msgpack  # noqa: E402
+import msgpack_numpy as mn  # noqa: E402
+import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
+T.require_module("torchaudio")
+import torch  # noqa: E402
+import torchaudio  # noqa: E402
 
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-MELSPEC = os.path.join(os.environ["SERTOOLS_BIN"], "melspec")
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what)
+MELSPEC = os.path.join(T.BIN, "melspec")
 
 
 def write_stream(path, items, params, end=True):
@@ -42,15 +40,16 @@ def read_items(path):
         return list(msgpack.Unpacker(f, object_hook=mn.decode, raw=False, max_buffer_size=0))[1:-1]
 
 
-def run(args, stdin=None):
-    return subprocess.run([MELSPEC] + args, capture_output=True, input=stdin)
+def melspec(args, stdin=None):
+    """melspec ARGS (stdin: bytes to feed it), whatever its exit status; output as bytes."""
+    return T.run([MELSPEC] + args, input=stdin, code=None, text=False)
 
 
 def expect_fail(args, code, pattern, label, stdin=None):
-    r = run(args, stdin)
+    r = melspec(args, stdin)
     err = r.stderr.decode(errors="replace")
-    check(r.returncode == code, f"{label}: exit {r.returncode}, expected {code} ({err.strip()})")
-    check(err.startswith("melspec: ") and pattern in err, f"{label}: message {err.strip()!r} lacks {pattern!r}")
+    T.check(r.returncode == code, f"{label}: exit {r.returncode}, expected {code} ({err.strip()})")
+    T.check(err.startswith("melspec: ") and pattern in err, f"{label}: message {err.strip()!r} lacks {pattern!r}")
     return r
 
 
@@ -66,11 +65,11 @@ write_stream("edge.msgpack", [("edge", {"wave": short[:1].repeat(256)})], SR)
 expect_fail(["edge.msgpack"], 2, "key 'edge': 256 samples", "item of exactly n_fft/2 samples")
 expect_fail(["--nfft", "1024", "-o", "x.msgpack", "-"], 2, "stdin: item 2: key 'tiny-one': 200 samples",
             "short item read from stdin", stdin=open("short.msgpack", "rb").read())
-check(not os.path.exists("x.msgpack"), "a failed run left its -o file behind")
+T.check(not os.path.exists("x.msgpack"), "a failed run left its -o file behind")
 
 # --pad-short zero-pads to n_fft/2 + 1 samples and equals torchaudio on that signal
-r = run(["--pad-short", "-o", "padded.msgpack", "short.msgpack"])
-check(r.returncode == 0, f"--pad-short failed: {r.stderr.decode()}")
+r = melspec(["--pad-short", "-o", "padded.msgpack", "short.msgpack"])
+T.check(r.returncode == 0, f"--pad-short failed: {r.stderr.decode()}")
 if r.returncode == 0:
     y = read_items("padded.msgpack")[1]["tensors"]["logmel"]
     padded = np.concatenate([short, np.zeros(57, np.float32)])
@@ -79,7 +78,7 @@ if r.returncode == 0:
     ref = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)(ms(torch.from_numpy(padded))).T.numpy()
     d = np.abs(y - ref).max() if y.shape == ref.shape else np.inf
     print(f"--pad-short: shape {y.shape}, max diff vs torchaudio on the zero-padded signal {d:.2e} dB")
-    check(y.shape == (2, 64) and d <= 1e-3, f"--pad-short: shape {y.shape}, diff {d}")
+    T.check(y.shape == (2, 64) and d <= 1e-3, f"--pad-short: shape {y.shape}, diff {d}")
 
 # empty items are an error even with --pad-short
 write_stream("empty.msgpack", [("void", {"wave": np.zeros(0, np.float32)})], SR)
@@ -108,13 +107,13 @@ write_stream("feats.msgpack", [("x", {"wave": ok_wave})], {"sample_rate": 16000,
 expect_fail(["feats.msgpack"], 2, "holds 'logmel' tensors", "feature stream as input")
 write_stream("sr8.msgpack", [("x", {"wave": ok_wave})], {"sample_rate": 8000})
 expect_fail(["sr8.msgpack"], 2, "f_max 8000 Hz is above the Nyquist frequency 4000 Hz", "default fmax at 8 kHz")
-r = run(["--fmax", "4000", "-o", "sr8-out.msgpack", "sr8.msgpack"])
-check(r.returncode == 0, f"8 kHz with --fmax 4000: {r.stderr.decode()}")
+r = melspec(["--fmax", "4000", "-o", "sr8-out.msgpack", "sr8.msgpack"])
+T.check(r.returncode == 0, f"8 kHz with --fmax 4000: {r.stderr.decode()}")
 
 # ---- truncated input: an error, and the output is not a complete stream ----
 write_stream("trunc.msgpack", [("a", {"wave": ok_wave}), ("b", {"wave": ok_wave})], SR, end=False)
 r = expect_fail(["trunc.msgpack"], 2, "trunc.msgpack: ", "truncated input")
-check(b"\xa3end" not in r.stdout, "a truncated input still produced an end record")
+T.check(b"\xa3end" not in r.stdout, "a truncated input still produced an end record")
 
 # ---- the first bad item by order is the one reported, for any -j ----
 items = [(f"k{i}", {"wave": ok_wave}) for i in range(12)]
@@ -123,7 +122,7 @@ items[9] = ("bad9", {"wave": short})
 write_stream("two-bad.msgpack", items, SR)
 for j in ["1", "2", "3"]:
     expect_fail(["-j", j, "-o", "two-bad-out.msgpack", "two-bad.msgpack"], 2, "item 6: key 'bad5'", f"-j {j} error order")
-check(not os.path.exists("two-bad-out.msgpack"), "failed -j run left its -o file behind")
+T.check(not os.path.exists("two-bad-out.msgpack"), "failed -j run left its -o file behind")
 
 # ---- usage errors (exit 1) ----
 for args, pattern in [(["--win", "600"], "--win 600 is longer than --nfft 512"),
@@ -133,25 +132,22 @@ for args, pattern in [(["--win", "600"], "--win 600 is longer than --nfft 512"),
     expect_fail(args + ["ok.msgpack"], 1, pattern, f"usage error {args}")
 
 # ---- --help, --version ----
-r = run(["--help"])
-check(r.returncode == 0 and b"Usage: melspec" in r.stdout and b"Example" in r.stdout and not r.stderr, "--help")
-r = run(["--version"])
-check(r.returncode == 0 and r.stdout.startswith(b"melspec (sertools) "), "--version")
+r = melspec(["--help"])
+T.check(r.returncode == 0 and b"Usage: melspec" in r.stdout and b"Example" in r.stdout and not r.stderr, "--help")
+r = melspec(["--version"])
+T.check(r.returncode == 0 and r.stdout.startswith(b"melspec (sertools) "), "--version")
 
 # ---- stdin/stdout and '-' ----
 write_stream("ok.msgpack", [("x", {"wave": ok_wave})], SR)
-a = run([], stdin=open("ok.msgpack", "rb").read())
-b = run(["-"], stdin=open("ok.msgpack", "rb").read())
+a = melspec([], stdin=open("ok.msgpack", "rb").read())
+b = melspec(["-"], stdin=open("ok.msgpack", "rb").read())
 open("a.msgpack", "wb").write(a.stdout)
 open("b.msgpack", "wb").write(b.stdout)
 same = a.returncode == 0 and b.returncode == 0 and [
     (i["key"], i["tensors"]["logmel"].tobytes()) for i in read_items("a.msgpack")] == [
     (i["key"], i["tensors"]["logmel"].tobytes()) for i in read_items("b.msgpack")]
-check(same, "stdin without and with '-' give different items")
-r = run(["--progress", "-o", "p.msgpack", "ok.msgpack"])
-check(r.returncode == 0 and b"melspec: 1 items" in r.stderr, f"--progress: {r.stderr!r}")
+T.check(same, "stdin without and with '-' give different items")
+r = melspec(["--progress", "-o", "p.msgpack", "ok.msgpack"])
+T.check(r.returncode == 0 and b"melspec: 1 items" in r.stderr, f"--progress: {r.stderr!r}")
 
-if failures:
-    print(f"{len(failures)} failures")
-    sys.exit(1)
-print("ok")
+T.done()

@@ -29,31 +29,28 @@
 #     |ours - ta64| <= FLOOR_TOL = 0.5 dB;
 #   digital silence: exactly -100 dB, as torchaudio gives.
 import os
-import subprocess
 import sys
 import warnings
 
-import msgpack
-import msgpack_numpy as mn
-import numpy as np
-import scipy.io.wavfile
-import scipy.signal
-import torch
-import torchaudio
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import msgpack  # noqa: E402
+import msgpack_numpy as mn  # noqa: E402
+import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("scipy")
+T.require_module("torch")
+T.require_module("torchaudio")
+import scipy.io.wavfile  # noqa: E402
+import scipy.signal  # noqa: E402
+import torch  # noqa: E402
+import torchaudio  # noqa: E402
 
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-BIN = os.environ["SERTOOLS_BIN"]
-TESTBIN = os.environ["SERTOOLS_TESTBIN"]
 TOL, COARSE_TOL, FLOOR_TOL, FB_TOL = 1e-3, 0.05, 0.5, 1e-6
 RESOLVED, COARSE = 50.0, 80.0
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def write_stream(path, items, params):
@@ -74,10 +71,7 @@ def read_stream(path):
 
 
 def melspec(args, inp, out):
-    r = subprocess.run([os.path.join(BIN, "melspec")] + args + ["-o", out, inp], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(r.stderr)
-        raise SystemExit(f"FAIL: melspec {' '.join(args)} exited {r.returncode}")
+    T.run([os.path.join(T.BIN, "melspec")] + args + ["-o", out, inp])
     return read_stream(out)
 
 
@@ -97,7 +91,7 @@ def transforms(sr, n_fft=512, win=None, hop=160, fmin=50.0, fmax=8000.0, mels=64
         torch.set_default_dtype(old)
     to_db = torchaudio.transforms.AmplitudeToDB(stype="power" if power == 2.0 else "magnitude", top_db=None)
 
-    def run(x):
+    def apply(x):
         with torch.inference_mode():
             t = torch.from_numpy(x.astype(np.float64) if f64 else x)
             y = ms(t)
@@ -110,7 +104,7 @@ def transforms(sr, n_fft=512, win=None, hop=160, fmin=50.0, fmax=8000.0, mels=64
             frame_mean = p.mean(0, keepdim=True).T
             rel = 10 * torch.log10(band_mean.clamp(min=1e-300) / frame_mean.clamp(min=1e-300))
             return y, rel.numpy()
-    return run
+    return apply
 
 
 def as_db(y, power):
@@ -121,7 +115,7 @@ def as_db(y, power):
 def compare(label, ours, ref32, ref64_rel, linear_power=None, strict32=False, report=None):
     ref64, rel = ref64_rel
     if ours.shape != ref32.shape:
-        check(False, f"{label}: shape {ours.shape}, torchaudio {ref32.shape}")
+        T.fail(f"{label}: shape {ours.shape}, torchaudio {ref32.shape}")
         return
     if linear_power:
         ours, ref32, ref64 = (as_db(a, linear_power) for a in (ours, ref32, ref64))
@@ -133,20 +127,19 @@ def compare(label, ours, ref32, ref64_rel, linear_power=None, strict32=False, re
     mcoarse, mall = d64[coarse].max(initial=0), d64.max()
     if report is not None:
         report.append((label, m32, m64, own[resolved].max(initial=0), mcoarse, mall, resolved.mean()))
-    check(m64 <= TOL, f"{label}: max |ours - torchaudio(float64)| = {m64:.3g} dB on resolved values")
-    check(excess <= TOL, f"{label}: |ours - torchaudio| exceeds |torchaudio - torchaudio(float64)| by {excess:.3g} dB")
+    T.check(m64 <= TOL, f"{label}: max |ours - torchaudio(float64)| = {m64:.3g} dB on resolved values")
+    T.check(excess <= TOL, f"{label}: |ours - torchaudio| exceeds |torchaudio - torchaudio(float64)| by {excess:.3g} dB")
     if strict32:
-        check(m32 <= TOL, f"{label}: max |ours - torchaudio| = {m32:.3g} dB on resolved values")
-    check(mcoarse <= COARSE_TOL, f"{label}: max |ours - torchaudio(float64)| = {mcoarse:.3g} dB 50-80 dB down")
+        T.check(m32 <= TOL, f"{label}: max |ours - torchaudio| = {m32:.3g} dB on resolved values")
+    T.check(mcoarse <= COARSE_TOL, f"{label}: max |ours - torchaudio(float64)| = {mcoarse:.3g} dB 50-80 dB down")
     if linear_power is None and "power 1" not in label:
-        check(mall <= FLOOR_TOL, f"{label}: max |ours - torchaudio(float64)| = {mall:.3g} dB overall")
+        T.check(mall <= FLOOR_TOL, f"{label}: max |ours - torchaudio(float64)| = {mall:.3g} dB overall")
 
 
 # ---- the filterbank ----
 for sr, n_fft, mels, fmin, fmax in [(16000, 512, 64, 50, 8000), (16000, 512, 128, 0, 8000), (8000, 256, 40, 20, 4000),
                                     (22050, 1024, 80, 0, 11025), (16000, 511, 64, 50, 8000), (16000, 400, 23, 300, 3400)]:
-    out = subprocess.run([os.path.join(TESTBIN, "melspec-fbank"), str(sr), str(n_fft), str(mels), str(fmin), str(fmax)],
-                         capture_output=True, check=True).stdout
+    out = T.run([os.path.join(T.TESTBIN, "melspec-fbank"), sr, n_fft, mels, fmin, fmax], text=False).stdout
     ours = np.frombuffer(out, np.float32).reshape(n_fft // 2 + 1, mels).astype(np.float64)
     ref = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, fmin, fmax, mels, sr, "slaney", "slaney").numpy()
     torch.set_default_dtype(torch.float64)
@@ -155,9 +148,9 @@ for sr, n_fft, mels, fmin, fmax in [(16000, 512, 64, 50, 8000), (16000, 512, 128
     d, d64 = np.abs(ours - ref).max(), np.abs(ours - ref64).max()
     print(f"filterbank sr={sr} n_fft={n_fft} mels={mels} {fmin}-{fmax} Hz: max diff {d:.2e} (torchaudio), "
           f"{d64:.2e} (torchaudio float64), max weight {ref.max():.4f}")
-    check(d <= FB_TOL, f"filterbank {sr}/{n_fft}/{mels}: {d:.3g} > {FB_TOL}")
+    T.check(d <= FB_TOL, f"filterbank {sr}/{n_fft}/{mels}: {d:.3g} > {FB_TOL}")
     # computed in double: only the float32 rounding of the result may differ
-    check(d64 <= 1e-8, f"filterbank {sr}/{n_fft}/{mels} vs float64 maths: {d64:.3g} > 1e-8")
+    T.check(d64 <= 1e-8, f"filterbank {sr}/{n_fft}/{mels} vs float64 maths: {d64:.3g} > 1e-8")
 
 # ---- signals ----
 SR = 16000
@@ -169,8 +162,8 @@ def f32(x):
 
 
 def speech_espeak():
-    subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", "espeak.wav",
-                    "The role of task and acoustic similarity in audio transfer learning."], check=True)
+    T.run(["espeak-ng", "-v", "en", "-s", "150", "-w", "espeak.wav",
+           "The role of task and acoustic similarity in audio transfer learning."])
     rate, x = scipy.io.wavfile.read("espeak.wav")
     x = x.astype(np.float64) / 32768.0
     g = np.gcd(SR, rate)
@@ -220,27 +213,27 @@ write_stream("in.msgpack", items, {"sample_rate": SR, "tensor": "wave", "bandpas
 header, out = melspec([], "in.msgpack", "out.msgpack")
 ta32, ta64 = transforms(SR), transforms(SR, f64=True)
 report = []
-check([it["key"] for it in out] == list(signals), "item order or keys changed")
+T.check([it["key"] for it in out] == list(signals), "item order or keys changed")
 for it in out:
     k = it["key"]
     x = signals[k]
     y = it["tensors"].get("logmel")
     if y is None:
-        check(False, f"{k}: no logmel tensor")
+        T.fail(f"{k}: no logmel tensor")
         continue
-    check(y.dtype == np.float32 and y.shape == (1 + len(x) // 160, 64),
-          f"{k}: {y.dtype} {y.shape}, expected float32 ({1 + len(x) // 160}, 64)")
+    T.check(y.dtype == np.float32 and y.shape == (1 + len(x) // 160, 64),
+            f"{k}: {y.dtype} {y.shape}, expected float32 ({1 + len(x) // 160}, 64)")
     compare(k, y, ta32(x), ta64(x), strict32=True, report=report)
-    check("wave" not in it["tensors"], f"{k}: wave tensor not dropped")
-    check(np.array_equal(it["tensors"].get("extra"), np.arange(3)), f"{k}: other tensor not passed through")
-    check(it.get("fields") == {"label": list(signals).index(k), "name": k}, f"{k}: fields changed: {it.get('fields')}")
+    T.check("wave" not in it["tensors"], f"{k}: wave tensor not dropped")
+    T.check(np.array_equal(it["tensors"].get("extra"), np.arange(3)), f"{k}: other tensor not passed through")
+    T.check(it.get("fields") == {"label": list(signals).index(k), "name": k}, f"{k}: fields changed: {it.get('fields')}")
     if k == "silence":
-        check(np.all(y == np.float32(-100.0)), "silence: not exactly -100 dB everywhere")
+        T.check(np.all(y == np.float32(-100.0)), "silence: not exactly -100 dB everywhere")
     if k == "speech-synthetic":
         # frames wholly inside the zero gap (0.9 s .. 1.2 s): centred at t*160, +-256
         gap = [t for t in range(y.shape[0]) if t * 160 - 256 >= int(0.9 * SR) and t * 160 + 256 <= int(1.2 * SR)]
-        check(len(gap) > 10 and np.all(y[gap] == np.float32(-100.0)), "speech gap: digital silence is not exactly -100 dB")
-        check(np.all(ta32(x)[gap] == -100.0), "reference: torchaudio does not give -100 dB for silence")
+        T.check(len(gap) > 10 and np.all(y[gap] == np.float32(-100.0)), "speech gap: digital silence is not exactly -100 dB")
+        T.check(np.all(ta32(x)[gap] == -100.0), "reference: torchaudio does not give -100 dB for silence")
 
 print("default settings, max |difference| in dB on resolved values (ours-ta32, ours-ta64, ta32-ta64), "
       "50-80 dB down (ours-ta64), all values (ours-ta64); share of values resolved")
@@ -251,11 +244,11 @@ p = header["params"]
 expected = {"sample_rate": 16000, "n_fft": 512, "win_length": 512, "hop_length": 160, "n_mels": 64, "f_min": 50.0,
             "f_max": 8000.0, "window": "hann-periodic", "center": True, "pad_mode": "reflect", "power": 2.0,
             "mel_scale": "slaney", "norm": "slaney", "db": True, "amin": 1e-10, "top_db": None}
-check(p.get("melspec") == expected, f"header params.melspec: {p.get('melspec')}")
-check(p.get("tensor") == "logmel", f"header params.tensor: {p.get('tensor')}")
-check(p.get("sample_rate") == 16000 and p.get("bandpass") == {"low": 1.0}, f"header params not carried over: {p}")
-check(header.get("producer") == "melspec" and [h.get("producer") for h in header.get("history", [])] == ["t-melspec"],
-      f"header producer/history: {header.get('producer')}, {header.get('history')}")
+T.check(p.get("melspec") == expected, f"header params.melspec: {p.get('melspec')}")
+T.check(p.get("tensor") == "logmel", f"header params.tensor: {p.get('tensor')}")
+T.check(p.get("sample_rate") == 16000 and p.get("bandpass") == {"low": 1.0}, f"header params not carried over: {p}")
+T.check(header.get("producer") == "melspec" and [h.get("producer") for h in header.get("history", [])] == ["t-melspec"],
+        f"header producer/history: {header.get('producer')}, {header.get('history')}")
 
 # ---- non-default options, each against torchaudio with the same settings ----
 subset = ["noise-white", "noise-brown", "tone-440-3000", "chirp", "speech-espeak", "speech-synthetic", "odd-16159"]
@@ -276,12 +269,12 @@ for args, kw in cases:
     r32, r64 = transforms(SR, **kw), transforms(SR, f64=True, **kw)
     db = kw.get("db", True)
     name = "logmel" if db else "mel"
-    check(header["params"].get("tensor") == name, f"{args}: params.tensor {header['params'].get('tensor')}")
+    T.check(header["params"].get("tensor") == name, f"{args}: params.tensor {header['params'].get('tensor')}")
     worst = [0.0, 0.0, 0.0]
     for it in out:
         y = it["tensors"].get(name)
         if y is None:
-            check(False, f"{args} {it['key']}: no '{name}' tensor")
+            T.fail(f"{args} {it['key']}: no '{name}' tensor")
             continue
         rep = []
         compare(f"{' '.join(args)} {it['key']}", y, r32(signals[it["key"]]), r64(signals[it["key"]]),
@@ -296,7 +289,7 @@ write_stream("sr8.msgpack", [("s8", {"wave": x8}, {})], {"sample_rate": 8000})
 header, out = melspec(["--fmax", "4000", "--mels", "40", "--nfft", "256", "--hop", "80"], "sr8.msgpack", "sr8-out.msgpack")
 kw = dict(n_fft=256, hop=80, fmax=4000.0, mels=40)
 compare("8 kHz speech", out[0]["tensors"]["logmel"], transforms(8000, **kw)(x8), transforms(8000, f64=True, **kw)(x8))
-check(header["params"]["melspec"]["sample_rate"] == 8000, "8 kHz: sample_rate in params.melspec")
+T.check(header["params"]["melspec"]["sample_rate"] == 8000, "8 kHz: sample_rate in params.melspec")
 
 # ---- -j N gives the same output as -j 1 ----
 many = [(f"r{i:02d}", {"wave": f32(0.1 * rng.standard_normal(int(n)))}, {"i": i})
@@ -308,9 +301,6 @@ for j in ["2", "3"]:
     same = len(o1) == len(oj) and all(
         a["key"] == b["key"] and a.get("fields") == b.get("fields") and
         a["tensors"]["logmel"].tobytes() == b["tensors"]["logmel"].tobytes() for a, b in zip(o1, oj))
-    check(same, f"-j {j} output differs from -j 1")
+    T.check(same, f"-j {j} output differs from -j 1")
 
-if failures:
-    print(f"{len(failures)} failures")
-    sys.exit(1)
-print("ok")
+T.done()

@@ -6,19 +6,23 @@ Rule checked: UAR is the mean recall over the classes present in the labels
 """
 import math
 import os
-import subprocess
 import sys
 
-import numpy as np
-from sklearn.metrics import accuracy_score, recall_score
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import numpy as np  # noqa: E402
 
-tool = os.path.join(os.environ["SERTOOLS_TESTBIN"], "metrics-tool")
+import testlib as T  # noqa: E402
+
+T.require_module("sklearn.metrics")
+from sklearn.metrics import accuracy_score, recall_score  # noqa: E402
+
+tool = os.path.join(T.TESTBIN, "metrics-tool")
 rng = np.random.default_rng(7)
 
 
 def ours(classes, y, p):
     text = f"{classes}\n" + "".join(f"{a} {b}\n" for a, b in zip(y, p))
-    out = subprocess.run([tool], input=text, capture_output=True, text=True, check=True).stdout
+    out = T.run([tool], input=text).stdout
     res = {}
     for line in out.splitlines():
         parts = line.split()
@@ -29,7 +33,7 @@ def ours(classes, y, p):
     return res
 
 
-def check(name, classes, y, p):
+def against_sklearn(name, classes, y, p):
     r = ours(classes, y, p)
     present = sorted(set(y))
     want = recall_score(y, p, labels=present, average="macro", zero_division=0)
@@ -49,21 +53,20 @@ for trial in range(20):
     n = int(rng.integers(1, 300))
     y = rng.integers(0, classes, n).tolist()
     p = rng.integers(0, classes, n).tolist()
-    check(f"random {trial}", classes, y, p)
+    against_sklearn(f"random {trial}", classes, y, p)
 
 # a class never predicted counts with recall 0
-check("never predicted", 3, [0, 1, 2, 2], [0, 1, 1, 1])
+against_sklearn("never predicted", 3, [0, 1, 2, 2], [0, 1, 1, 1])
 r = ours(3, [0, 1, 2, 2], [0, 1, 1, 1])
 assert abs(r["uar"] - 2 / 3) < 1e-12, r
 # a class absent from the labels is left out of the mean (sklearn's default would count it as 0)
-check("absent class", 3, [0, 0, 1], [0, 2, 1])
+against_sklearn("absent class", 3, [0, 0, 1], [0, 2, 1])
 r = ours(3, [0, 0, 1], [0, 2, 1])
 assert abs(r["uar"] - 0.75) < 1e-12, r
 # all correct, all wrong, a single item
-check("perfect", 3, [0, 1, 2], [0, 1, 2])
-check("all wrong", 2, [0, 1], [1, 0])
-check("single", 3, [2], [2])
+against_sklearn("perfect", 3, [0, 1, 2], [0, 1, 2])
+against_sklearn("all wrong", 2, [0, 1], [1, 0])
+against_sklearn("single", 3, [2], [2])
 # out-of-range pairs are refused
-bad = subprocess.run([tool], input="3\n0 3\n", capture_output=True, text=True)
-assert bad.returncode == 2, bad
-print("ok")
+T.run([tool], input="3\n0 3\n", code=2)
+T.done()

@@ -10,19 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "cnn14.h"
 #include "stream.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                           \
-		if (!(cond)) {                                                                             \
-			printf("FAIL (line %d): ", __LINE__);                                                  \
-			printf(__VA_ARGS__);                                                                   \
-			printf("\n");                                                                          \
-			failures++;                                                                            \
-		}                                                                                          \
-	} while (0)
 
 enum { B = 3, T = 40, K = 3, WD = 32 };
 static float x[B * T * CNN14_N_MELS];
@@ -332,8 +322,5 @@ int main(void)
 
 	cnn14_free(a);
 	cnn14_free(b);
-	if (failures)
-		return 1;
-	printf("ok\n");
-	return 0;
+	return check_done();
 }

@@ -27,25 +27,27 @@ implementation, tolerance 1e-6), bn0, conv_block1..6, fc1, fc_audioset
 """
 import math
 import os
-import subprocess
 import sys
 from collections import OrderedDict
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
+
+T.require_module("torch")
 import torch  # noqa: E402
 
 import ckpt  # noqa: E402
 import cnn14_ref as R  # noqa: E402
 
 torch.set_num_threads(1)
-fails = []
-PROG = os.path.join(os.environ["SERTOOLS_BIN"], "panns-convert")
+PROG = os.path.join(T.BIN, "panns-convert")
 
 
-def run(*args):
-    p = subprocess.run([PROG] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       stdin=subprocess.DEVNULL)
+def panns_convert(*args):
+    """(exit status, stdout bytes, stderr text) of panns-convert ARGS."""
+    p = T.run([PROG, *args], code=None, text=False)
     return p.returncode, p.stdout, p.stderr.decode(errors="replace")
 
 
@@ -109,15 +111,15 @@ def save(path, sd, extra=None, legacy=False):
 def expect_error(what, args, needle, code=2, out="keep.ckpt"):
     with open(out, "wb") as f:
         f.write(b"precious")
-    rc, _, err = run(*args, "-o", out)
+    rc, _, err = panns_convert(*args, "-o", out)
     leftovers = [f for f in os.listdir(".") if f.startswith(".")]
     ok = rc == code and err.startswith("panns-convert: ") and needle in err
     with open(out, "rb") as f:
         kept = f.read() == b"precious"
     print(f"{what}: exit {rc}: {err.strip()[:200]}")
     if not (ok and kept and not leftovers):
-        fails.append(f"{what}: exit {rc} (want {code}), message {err.strip()!r} (want {needle!r}), "
-                     f"output kept {kept}, temporary files {leftovers}")
+        T.fail(f"{what}: exit {rc} (want {code}), message {err.strip()!r} (want {needle!r}), "
+               f"output kept {kept}, temporary files {leftovers}")
 
 
 def check_converted(label, path, src, width_div, classes, names, head_from_audioset):
@@ -125,30 +127,30 @@ def check_converted(label, path, src, width_div, classes, names, head_from_audio
     mp = header["params"]["model"]
     want_mp = {"arch": "Cnn14", "classes": classes, "class_names": names, "width_div": width_div, "n_mels": 64}
     if mp != want_mp:
-        fails.append(f"{label}: params.model {mp}, want {want_mp}")
+        T.fail(f"{label}: params.model {mp}, want {want_mp}")
     mel = header["params"].get("melspec", {})
     if (mel.get("sample_rate"), mel.get("n_fft"), mel.get("hop_length"), mel.get("n_mels"), mel.get("f_min"),
             mel.get("f_max"), mel.get("mel_scale"), mel.get("norm")) != (16000, 512, 160, 64, 50.0, 8000.0,
                                                                           "slaney", "slaney"):
-        fails.append(f"{label}: params.melspec {mel}")
+        T.fail(f"{label}: params.melspec {mel}")
     pre = header["params"].get("pretrained", {})
     if pre.get("audioset_head") != head_from_audioset or len(pre.get("sha256", "")) != 64:
-        fails.append(f"{label}: params.pretrained {pre}")
+        T.fail(f"{label}: params.pretrained {pre}")
     model = R.Cnn14(classes, width_div)
     if list(sd) != list(model.state_dict()):
-        fails.append(f"{label}: names/order {list(sd)[:6]}...")
+        T.fail(f"{label}: names/order {list(sd)[:6]}...")
         return None
     for k, v in sd.items():
         s = src.get(k.replace("fc_transfer.", "fc_audioset.") if head_from_audioset else k)
         if k.startswith("fc_transfer.") and not head_from_audioset:
             continue
         if not np.array_equal(v, s.numpy()) or v.dtype != (np.dtype("<i8") if "num_b" in k else np.dtype("<f4")):
-            fails.append(f"{label}: {k} differs from the source")
+            T.fail(f"{label}: {k} differs from the source")
     if not head_from_audioset:
         w, b = sd["fc_transfer.weight"], sd["fc_transfer.bias"]
         bound = math.sqrt(6 / sum(w.shape))
         if np.abs(w).max() > bound or np.abs(w).max() < 0.9 * bound or np.any(b != 0):
-            fails.append(f"{label}: the new head is not Xavier-uniform with zero bias")
+            T.fail(f"{label}: the new head is not Xavier-uniform with zero bias")
     model.load_state_dict(ckpt.to_torch(sd), strict=True)
     return model
 
@@ -165,39 +167,39 @@ def c_forward_matches(label, path, model):
     d = R.rel_diff(got, ref)
     print(f"{label}: C forward on the converted checkpoint vs torch: max rel diff {d:.2e}")
     if not d <= 1e-4:
-        fails.append(f"{label}: C forward max rel diff {d:.3e} > 1e-4")
+        T.fail(f"{label}: C forward max rel diff {d:.3e} > 1e-4")
 
 
 # ---- width 16 ----
 src = panns_state_dict(16, 1)
 save("small.pth", src)
-rc, _, err = run("-o", "small.ckpt", "--classes", 4, "--class-names", "a,b,c,d", "small.pth")
+rc, _, err = panns_convert("-o", "small.ckpt", "--classes", 4, "--class-names", "a,b,c,d", "small.pth")
 if rc != 0:
-    fails.append(f"width 16: exit {rc}: {err}")
+    T.fail(f"width 16: exit {rc}: {err}")
 else:
     m = check_converted("width 16, new head", "small.ckpt", src, 16, 4, ["a", "b", "c", "d"], False)
     if m is not None:
         c_forward_matches("width 16, new head", "small.ckpt", m)
 # to stdout, same bytes apart from the argv in the header; the seed moves the head
-rc, out, err = run("--seed", 2, "small.pth")
+rc, out, err = panns_convert("--seed", 2, "small.pth")
 with open("stdout.ckpt", "wb") as f:
     f.write(out)
 if rc != 0:
-    fails.append(f"stdout: exit {rc}: {err}")
+    T.fail(f"stdout: exit {rc}: {err}")
 else:
     _, a = ckpt.read_checkpoint("stdout.ckpt")
     _, b = ckpt.read_checkpoint("small.ckpt")
     if a["fc_transfer.weight"].shape != (3, 128) or not np.array_equal(a["fc1.weight"], b["fc1.weight"]):
-        fails.append("stdout: default of 3 classes / body differs")
-    rc, _, _ = run("--seed", 3, "-o", "seed3.ckpt", "small.pth")
+        T.fail("stdout: default of 3 classes / body differs")
+    rc, _, _ = panns_convert("--seed", 3, "-o", "seed3.ckpt", "small.pth")
     _, c = ckpt.read_checkpoint("seed3.ckpt")
     if np.array_equal(a["fc_transfer.weight"], c["fc_transfer.weight"]):
-        fails.append("--seed does not change the new head")
+        T.fail("--seed does not change the new head")
 # PyTorch's legacy (pre-1.6, non-zip) file format
 save("legacy.pth", src, legacy=True)
-rc, _, err = run("--classes", 4, "--class-names", "a,b,c,d", "-o", "legacy.ckpt", "legacy.pth")
+rc, _, err = panns_convert("--classes", 4, "--class-names", "a,b,c,d", "-o", "legacy.ckpt", "legacy.pth")
 if rc != 0:
-    fails.append(f"legacy format: exit {rc}: {err}")
+    T.fail(f"legacy format: exit {rc}: {err}")
 else:
     check_converted("legacy format", "legacy.ckpt", src, 16, 4, ["a", "b", "c", "d"], False)
 # the AudioSet head
@@ -205,9 +207,9 @@ with open("names.txt", "w") as f:
     f.write("".join(f"class {i}\n" for i in range(527)))
 for extra, names in (([], [str(i) for i in range(527)]),
                      (["--class-names-file", "names.txt"], [f"class {i}" for i in range(527)])):
-    rc, _, err = run("--keep-audioset-head", *extra, "-o", "as.ckpt", "small.pth")
+    rc, _, err = panns_convert("--keep-audioset-head", *extra, "-o", "as.ckpt", "small.pth")
     if rc != 0:
-        fails.append(f"--keep-audioset-head {extra}: exit {rc}: {err}")
+        T.fail(f"--keep-audioset-head {extra}: exit {rc}: {err}")
         continue
     m = check_converted(f"AudioSet head {extra}", "as.ckpt", src, 16, 527, names, True)
 if m is not None:
@@ -265,39 +267,35 @@ expect_error("not PyTorch", ["junk.pth"], "junk.pth: not a PyTorch file")
 expect_error("no such file", ["nothere.pth"], "nothere.pth: no such file")
 pickled = variant(lambda sd: None, "pickled.pth", {"sampler": np.random.RandomState(0).get_state()})
 expect_error("non-tensor objects", [pickled], "--trust-pickle")
-rc, _, err = run("--trust-pickle", "-o", "trusted.ckpt", pickled)
+rc, _, err = panns_convert("--trust-pickle", "-o", "trusted.ckpt", pickled)
 if rc != 0:
-    fails.append(f"--trust-pickle: exit {rc}: {err}")
+    T.fail(f"--trust-pickle: exit {rc}: {err}")
 expect_error("usage: no file", [], "no input file", code=1)
 expect_error("usage: --classes with the AudioSet head", ["--keep-audioset-head", "--classes", 3, "small.pth"],
              "--classes", code=1)
 expect_error("usage: unknown option", ["--frobnicate", "small.pth"], "unrecognized", code=1)
 expect_error("27 names for 3 classes", ["--class-names", ",".join("x" * 27), "small.pth"], "27 class names")
-rc, out, _ = run("--help")
+rc, out, _ = panns_convert("--help")
 if rc != 0 or b"Usage: panns-convert" not in out or b"Example" not in out:
-    fails.append(f"--help: exit {rc}")
-rc, out, _ = run("--version")
+    T.fail(f"--help: exit {rc}")
+rc, out, _ = panns_convert("--version")
 with open(os.path.join(os.environ["SERTOOLS_SRC"], "common", "version.h")) as f:
     version = [line.split('"')[1] for line in f if "SERTOOLS_VERSION " in line][0]
 if rc != 0 or out.decode().strip() != f"panns-convert (sertools) {version}":
-    fails.append(f"--version: exit {rc}: {out!r}, want version {version}")
+    T.fail(f"--version: exit {rc}: {out!r}, want version {version}")
 
 # ---- full width, as the real file ----
 src = panns_state_dict(1, 2)
 save("full.pth", src)
 del src
 src = torch.load("full.pth", map_location="cpu")["model"]
-rc, _, err = run("-o", "full.ckpt", "full.pth")
+rc, _, err = panns_convert("-o", "full.ckpt", "full.pth")
 if rc != 0:
-    fails.append(f"full width: exit {rc}: {err}")
+    T.fail(f"full width: exit {rc}: {err}")
 else:
     m = check_converted("full width", "full.ckpt", src, 1, 3, ["0", "1", "2"], False)
     print(f"full width: {R.count_params(m) if m is not None else '?'} parameters")
     if m is not None:
         c_forward_matches("full width", "full.ckpt", m)
 
-for f in fails:
-    print("FAIL:", f)
-if fails:
-    sys.exit(1)
-print("ok")
+T.done()

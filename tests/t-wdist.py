@@ -7,11 +7,14 @@ a shape mismatch, a different width, a missing layer and a non-checkpoint.
 """
 import json
 import os
-import subprocess
+import sys
 
-import msgpack
-import msgpack_numpy as m
-import numpy as np
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
+import msgpack  # noqa: E402
+import msgpack_numpy as m  # noqa: E402
+import numpy as np  # noqa: E402
+
+import testlib as T  # noqa: E402
 
 rng = np.random.default_rng(3)
 CH = [4, 8, 16, 32, 64, 128]
@@ -60,11 +63,8 @@ def cosd(a, b):
     return 1 - a.dot(b) / (np.linalg.norm(a) * np.linalg.norm(b))
 
 
-def run(*args, ok=True):
-    r = subprocess.run(["wdist", *args], capture_output=True, text=True)
-    if ok:
-        assert r.returncode == 0, r.stderr
-    return r
+def wdist(*args, ok=True):
+    return T.run(["wdist", *args], code=0 if ok else None)
 
 
 ref = make(3)
@@ -74,7 +74,7 @@ write_ckpt("init.ckpt", ref, 3)
 write_ckpt("best.ckpt", best, 3)
 write_ckpt("last.ckpt", last, 3)
 
-out = run("init.ckpt", "best.ckpt", "last.ckpt").stdout.splitlines()
+out = wdist("init.ckpt", "best.ckpt", "last.ckpt").stdout.splitlines()
 assert out[0] == "layer\tbest.ckpt\tlast.ckpt", out[0]
 want_layers = [k[:-7] for k, s in names_shapes(3) if k.endswith(".weight") and len(s) in (2, 4)]
 got_layers = [line.split("\t")[0] for line in out[1:]]
@@ -86,7 +86,7 @@ for line in out[1:]:
         assert abs(float(d) - want) <= 1e-12 + 1e-8 * abs(want), (name, d, want)
 
 # --all covers BN parameters and biases too; --json
-js = json.loads(run("--all", "--json", "init.ckpt", "best.ckpt").stdout)
+js = json.loads(wdist("--all", "--json", "init.ckpt", "best.ckpt").stdout)
 names = [l["layer"] for l in js["layers"]]
 assert "conv_block3.bn2.running_var" in names and "fc1.bias" in names, names
 for l in js["layers"]:
@@ -96,7 +96,7 @@ for l in js["layers"]:
 # a new head (5 classes): the output layer is left out, the rest compared
 five = make(5, ref, 0.05)
 write_ckpt("five.ckpt", five, 5)
-r = run("init.ckpt", "five.ckpt")
+r = wdist("init.ckpt", "five.ckpt")
 assert "fc_transfer" not in r.stdout and "fc1" in r.stdout, r.stdout
 assert "left out" in r.stderr, r.stderr
 
@@ -104,36 +104,36 @@ assert "left out" in r.stderr, r.stderr
 z = dict(best)
 z["conv_block2.conv1.weight"] = np.zeros_like(z["conv_block2.conv1.weight"])
 write_ckpt("zero.ckpt", z, 3)
-r = run("init.ckpt", "zero.ckpt")
+r = wdist("init.ckpt", "zero.ckpt")
 row = [l for l in r.stdout.splitlines() if l.startswith("conv_block2.conv1\t")][0]
 assert row.endswith("\tNA"), row
 assert "zero norm" in r.stderr, r.stderr
-js = json.loads(run("--json", "init.ckpt", "zero.ckpt").stdout)
+js = json.loads(wdist("--json", "init.ckpt", "zero.ckpt").stdout)
 assert [l for l in js["layers"] if l["layer"] == "conv_block2.conv1"][0]["distance"] == [None]
 
 # errors name the layer / the reason, exit 2
 bad = dict(best)
 bad["conv_block4.conv2.weight"] = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
 write_ckpt("badshape.ckpt", bad, 3)
-r = run("init.ckpt", "badshape.ckpt", ok=False)
+r = wdist("init.ckpt", "badshape.ckpt", ok=False)
 assert r.returncode == 2 and "conv_block4.conv2" in r.stderr, r.stderr
 write_ckpt("width.ckpt", best, 3, width_div=8)
-r = run("init.ckpt", "width.ckpt", ok=False)
+r = wdist("init.ckpt", "width.ckpt", ok=False)
 assert r.returncode == 2 and "width_div" in r.stderr, r.stderr
 missing = dict(best)
 del missing["fc1.weight"]
 write_ckpt("missing.ckpt", missing, 3)
-r = run("init.ckpt", "missing.ckpt", ok=False)
+r = wdist("init.ckpt", "missing.ckpt", ok=False)
 assert r.returncode == 2 and "fc1.weight" in r.stderr, r.stderr
 with open("notckpt.msgpack", "wb") as f:
     f.write(msgpack.packb({"type": "header", "format": "sertools-stream", "version": 1, "params": {}}))
     f.write(msgpack.packb({"type": "end", "count": 0}))
-r = run("notckpt.msgpack", "best.ckpt", ok=False)
+r = wdist("notckpt.msgpack", "best.ckpt", ok=False)
 assert r.returncode == 2 and "not a checkpoint" in r.stderr, r.stderr
-r = run("init.ckpt", ok=False)
+r = wdist("init.ckpt", ok=False)
 assert r.returncode == 1, r
 # output file written atomically
-run("-o", "dist.tsv", "init.ckpt", "best.ckpt")
+wdist("-o", "dist.tsv", "init.ckpt", "best.ckpt")
 assert open("dist.tsv").read().startswith("layer\tbest.ckpt")
 assert not [f for f in os.listdir(".") if f.startswith(".dist")], os.listdir(".")
-print("ok")
+T.done()
