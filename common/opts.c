@@ -322,6 +322,8 @@ static int option_words(const opt_desc *d, char *buf, size_t len)
 void opts_help(const opts_spec *s, FILE *f)
 {
 	for (const opt_desc *d = s->table; d->type != OPT_HEAD || d->help; d++) {
+		if (d->flags & OPT_HIDDEN)
+			continue;
 		if (d->type == OPT_HEAD) {
 			fprintf(f, "%s\n", d->help);
 			continue;
@@ -344,4 +346,39 @@ void opts_help(const opts_spec *s, FILE *f)
 	}
 	fputs("      --help             print this help and exit\n"
 	      "      --version          print the version and exit\n", f);
+}
+
+static void dump_line(const opt_desc *d, const void *src, FILE *f)
+{
+	static const char *const types[] = {"head", "flag", "unset", "int", "u64", "double", "string", "choice"};
+	static const char *const flag_names[] = {"persist", "path", "min-open", "max-open", "keep", "hidden"};
+	char buf[64];
+	const char *value;
+	fprintf(f, "%s\t%s\t", d->name, types[d->type]);
+	for (int k = 0, n = 0; k < 6; k++)
+		if (d->flags & (1u << k))
+			fprintf(f, "%s%s", n++ ? "," : "", flag_names[k]);
+	fprintf(f, "\t%.17g\t%.17g\t", d->min, d->max);
+	for (int k = 0; d->type == OPT_CHOICE && d->choices[k]; k++)
+		fprintf(f, "%s%s", k ? "," : "", d->choices[k]);
+	if (d->type == OPT_FLAG || d->type == OPT_UNSET)
+		value = *(const bool *)((const char *)src + d->offset) ? "1" : "0";
+	else if (!persisted_value(d, src, buf, sizeof buf, &value))
+		value = "";
+	fprintf(f, "\t%s\n", value);
+}
+
+int opts_dump(const opts_spec *s, const void *src, FILE *f)
+{
+	for (const opt_desc *d = s->table; d->type != OPT_HEAD || d->help; d++)
+		if (d->type != OPT_HEAD)
+			dump_line(d, src, f);
+	sv *args = sv_array();
+	int rc = !args || sv_push(args, sv_str(s->prog)) || opts_persist(s, src, args) ? -1 : 0;
+	fputs("persisted\t", f);
+	if (rc == 0 && sv_print_json(args, f))
+		rc = -1;
+	fputc('\n', f);
+	sv_free(args);
+	return rc || ferror(f) ? -1 : 0;
 }

@@ -73,6 +73,7 @@ enum {
 	OPT_MIN_OPEN = 1 << 2, /* the range excludes min */
 	OPT_MAX_OPEN = 1 << 3, /* the range excludes max */
 	OPT_KEEP = 1 << 4,     /* may be given with --resume (see opts_given_except) */
+	OPT_HIDDEN = 1 << 5,   /* left out of --help (for tests) */
 };
 
 typedef struct {
@@ -127,6 +128,14 @@ const opt_desc *opts_given_except(const opts_spec *s, const bool *given, unsigne
  * strings when set (OPT_PATH made absolute unless "-"), flags when they
  * differ from their default.  0, or -1 when memory runs out. */
 int opts_persist(const opts_spec *s, const void *src, sv *args);
+
+/* For tests that iterate a program's table: one line per option,
+ * "name TAB type TAB flags TAB min TAB max TAB choices TAB value" (type
+ * flag|unset|int|u64|double|string|choice; flags a comma list of persist,
+ * path, keep, hidden; value as opts_persist writes it, flags 1 or 0, an
+ * unset string empty), then "persisted TAB" and, as JSON, the list a run
+ * file stores: the program's name, then what opts_persist appends.  0, or -1 when memory runs out or writing fails. */
+int opts_dump(const opts_spec *s, const void *src, FILE *f);
 
 /* Parses a list written by opts_persist (args[0] is the program name) into
  * dest, which holds the defaults.  An option in it that is not OPT_PERSIST,

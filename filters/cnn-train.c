@@ -1,11 +1,11 @@
 /* cnn-train - train Cnn14 on labelled log-Mel streams with the paper's recipe. */
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "evaluate.h"
 #include "metrics.h"
 #include "nn_pool.h"
+#include "opts.h"
 #include "rng.h"
 #include "stream.h"
 
@@ -30,43 +31,9 @@ static const char usage[] =
 	"Train Cnn14 on labelled log-Mel streams (melspec | binlabels) with the paper's\n"
 	"recipe: SGD, lr 0.001, Nesterov momentum 0.9, batch 8, 60 epochs, class-balanced\n"
 	"NLL; the best epoch is the one with the highest dev UAR (the earliest on ties).\n"
-	"\n"
-	"Data:\n"
-	"      --train FILE       training stream (required)\n"
-	"      --dev FILE         development stream: selects the best epoch (required)\n"
-	"      --test FILE        test stream, scored every epoch (for learning curves)\n"
-	"  -o, --output RUNDIR    run directory (created; must not hold a run already)\n"
-	"      --crop-frames N    training crop length in frames (default 300); a new\n"
-	"                         random crop of each item every epoch, shorter items\n"
-	"                         padded at the end with the log-Mel of digital silence\n"
-	"      --pad-short        pad dev/test items shorter than 32 frames (else error)\n"
-	"Recipe:\n"
-	"      --epochs N         (default 60)\n"
-	"      --lr X             (default 0.001)\n"
-	"      --momentum X       (default 0.9, Nesterov)\n"
-	"      --no-nesterov      classical momentum\n"
-	"      --weight-decay X   (default 0)\n"
-	"      --batch N          (default 8)\n"
-	"      --no-balance       plain NLL instead of inverse-class-frequency weights\n"
-	"      --seed N           initialisation, data order, crops, dropout (default 1)\n"
-	"      --width-div N      channel divisor of a model trained from scratch (default 1)\n"
-	"Transfer:\n"
-	"      --init CKPT        start from a checkpoint (ours or panns-convert's)\n"
-	"      --new-head         a new output layer even when the class count agrees\n"
-	"                         (it is new anyway when the class count differs)\n"
-	"      --finetune MODE    all (default) or linear (only fc1 and fc_transfer)\n"
-	"      --freeze-bn-stats  BatchNorm running statistics frozen too\n"
-	"Running:\n"
-	"      --resume RUNDIR    continue an interrupted run (kill -9, SIGINT, SIGTERM);\n"
-	"                         it ends exactly as the uninterrupted run would\n"
-	"      --save-every SECS  also save resumable state mid-epoch this often\n"
-	"                         (default 600; 0: at epoch ends only)\n"
-	"      --threads N        (default 0: the cores this process may use; results\n"
-	"                         do not depend on it)\n"
-	"      --eval-batch N     largest batch of equal-length items when scoring (32)\n"
-	"      --progress         progress on stderr even when it is not a terminal\n"
-	"  -q, --quiet            no progress at all\n"
-	"      --help, --version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"RUNDIR receives init.ckpt (the state before training), best.ckpt, last.ckpt,\n"
 	"log.tsv (one row per epoch), summary.tsv and summary.json; SIGINT or SIGTERM\n"
@@ -83,15 +50,81 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
 typedef struct {
-	const char *train, *dev, *test, *rundir, *init;
+	const char *train, *dev, *test, *rundir, *init, *resume;
 	int epochs, batch, crop_frames, threads, eval_batch, width_div;
 	double lr, momentum, weight_decay, save_every;
-	bool nesterov, balance, new_head, freeze_bn_stats, pad_short, quiet, progress;
-	cnn14_finetune finetune;
+	bool nesterov, balance, new_head, freeze_bn_stats, pad_short, quiet, progress, dump_settings;
+	int finetune; /* cnn14_finetune: the index in finetune_names */
 	uint64_t seed;
-	int settings_given; /* options other than --resume, --progress, --quiet, --threads */
-	bool threads_given;
 } options;
+
+static const char *const finetune_names[] = {"all", "linear", NULL}; /* CNN14_FINETUNE_ALL, _LINEAR */
+
+static bool divides_64(double v) { return 64 % (long)v == 0; }
+
+#define F(field) offsetof(options, field)
+#define SET (OPT_PERSIST)
+#define FILE_SET (OPT_PERSIST | OPT_PATH)
+/* Every option, once.  OPT_PERSIST: a training setting, stored in the run
+ * file and restored by --resume; OPT_KEEP: may be given with --resume. */
+static const opt_desc options_table[] = {
+	OPT_HEADING("Data:"),
+	{"train", 0, OPT_STRING, F(train), .arg = "FILE", .help = "training stream (required)", .flags = FILE_SET},
+	{"dev", 0, OPT_STRING, F(dev), .arg = "FILE", .help = "development stream: selects the best epoch (required)",
+	 .flags = FILE_SET},
+	{"test", 0, OPT_STRING, F(test), .arg = "FILE", .help = "test stream, scored every epoch (for learning curves)",
+	 .flags = FILE_SET},
+	{"output", 'o', OPT_STRING, F(rundir), .arg = "RUNDIR", .help = "run directory (created; must not hold a run already)"},
+	{"crop-frames", 0, OPT_INT, F(crop_frames), .min = CNN14_MIN_FRAMES, .max = 1000000, .def = "300", .arg = "N",
+	 .help = "training crop length in frames; a new random crop of\neach item every epoch, shorter items padded at the\nend with the log-Mel of digital silence",
+	 .flags = SET},
+	{"pad-short", 0, OPT_FLAG, F(pad_short), .help = "pad dev/test items shorter than 32 frames (else error)", .flags = SET},
+	OPT_HEADING("Recipe:"),
+	{"epochs", 0, OPT_INT, F(epochs), .min = 1, .max = 100000, .def = "60", .arg = "N", .help = "training epochs",
+	 .flags = SET},
+	{"lr", 0, OPT_DOUBLE, F(lr), .min = 0, .max = 1e6, .def = "0.001", .arg = "X", .help = "learning rate",
+	 .flags = SET | OPT_MIN_OPEN},
+	{"momentum", 0, OPT_DOUBLE, F(momentum), .min = 0, .max = 1, .def = "0.9", .arg = "X", .help = "Nesterov momentum",
+	 .flags = SET | OPT_MAX_OPEN},
+	{"no-nesterov", 0, OPT_UNSET, F(nesterov), .help = "classical momentum", .flags = SET},
+	{"weight-decay", 0, OPT_DOUBLE, F(weight_decay), .min = 0, .max = 1e6, .def = "0", .arg = "X",
+	 .help = "L2 weight decay", .flags = SET},
+	{"batch", 0, OPT_INT, F(batch), .min = 1, .max = 4096, .def = "8", .arg = "N", .help = "batch size", .flags = SET},
+	{"no-balance", 0, OPT_UNSET, F(balance), .help = "plain NLL instead of inverse-class-frequency weights", .flags = SET},
+	{"seed", 0, OPT_U64, F(seed), .min = 0, .max = (double)LONG_MAX, .def = "1", .arg = "N",
+	 .help = "initialisation, data order, crops, dropout", .flags = SET},
+	{"width-div", 0, OPT_INT, F(width_div), .min = 1, .max = 64, .def = "1", .arg = "N",
+	 .help = "channel divisor of a model trained from scratch", .flags = SET, .valid = divides_64,
+	 .must = "be one of 1, 2, 4, 8, 16, 32, 64"},
+	OPT_HEADING("Transfer:"),
+	{"init", 0, OPT_STRING, F(init), .arg = "CKPT", .help = "start from a checkpoint (ours or panns-convert's)",
+	 .flags = FILE_SET},
+	{"new-head", 0, OPT_FLAG, F(new_head),
+	 .help = "a new output layer even when the class count agrees\n(it is new anyway when the class count differs)", .flags = SET},
+	{"finetune", 0, OPT_CHOICE, F(finetune), .def = "all", .arg = "MODE",
+	 .help = "all, or linear (only fc1 and fc_transfer)", .flags = SET, .choices = finetune_names},
+	{"freeze-bn-stats", 0, OPT_FLAG, F(freeze_bn_stats), .help = "BatchNorm running statistics frozen too", .flags = SET},
+	OPT_HEADING("Running:"),
+	{"resume", 0, OPT_STRING, F(resume), .arg = "RUNDIR",
+	 .help = "continue an interrupted run (kill -9, SIGINT, SIGTERM);\nit ends exactly as the uninterrupted run would",
+	 .flags = OPT_KEEP},
+	{"save-every", 0, OPT_DOUBLE, F(save_every), .min = 0, .max = 1e9, .def = "600", .arg = "SECS",
+	 .help = "also save resumable state mid-epoch this often\n(0: at epoch ends only)", .flags = SET},
+	{"threads", 0, OPT_INT, F(threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N",
+	 .help = "0: the cores this process may use; results do not\ndepend on it", .flags = SET | OPT_KEEP},
+	{"eval-batch", 0, OPT_INT, F(eval_batch), .min = 1, .max = 4096, .def = "32", .arg = "N",
+	 .help = "largest batch of equal-length items when scoring", .flags = SET},
+	{"progress", 0, OPT_FLAG, F(progress), .help = "progress on stderr even when it is not a terminal", .flags = OPT_KEEP},
+	{"quiet", 'q', OPT_FLAG, F(quiet), .help = "no progress at all", .flags = OPT_KEEP},
+	{"dump-settings", 0, OPT_FLAG, F(dump_settings), .flags = OPT_KEEP | OPT_HIDDEN,
+	 .help = "print the settings as resolved (resume included) and exit: for tests"},
+	OPT_END,
+};
+#undef F
+#undef SET
+#undef FILE_SET
+
+static const opts_spec spec = {"cnn-train", options_table, usage, epilog};
 
 /* Where a run stands: the next batch to train is `batch` of `epoch`. */
 typedef struct {
@@ -102,136 +135,39 @@ typedef struct {
 	double step_seconds, train_seconds; /* this epoch so far (not part of exactness) */
 } position;
 
-static void parse_args(int argc, char **argv, options *o, const char **resume)
-{
-	enum { O_TRAIN = 256, O_DEV, O_TEST, O_CROP, O_PADSHORT, O_EPOCHS, O_LR, O_MOM, O_NONEST, O_WD, O_BATCH,
-	       O_NOBAL, O_SEED, O_WDIV, O_INIT, O_NEWHEAD, O_FT, O_FREEZE, O_RESUME, O_SAVE, O_THREADS, O_EVB,
-	       O_PROGRESS };
-	static const struct option opts[] = {
-		{"train", required_argument, 0, O_TRAIN},   {"dev", required_argument, 0, O_DEV},
-		{"test", required_argument, 0, O_TEST},     {"output", required_argument, 0, 'o'},
-		{"crop-frames", required_argument, 0, O_CROP}, {"pad-short", no_argument, 0, O_PADSHORT},
-		{"epochs", required_argument, 0, O_EPOCHS}, {"lr", required_argument, 0, O_LR},
-		{"momentum", required_argument, 0, O_MOM},  {"no-nesterov", no_argument, 0, O_NONEST},
-		{"weight-decay", required_argument, 0, O_WD}, {"batch", required_argument, 0, O_BATCH},
-		{"no-balance", no_argument, 0, O_NOBAL},    {"seed", required_argument, 0, O_SEED},
-		{"width-div", required_argument, 0, O_WDIV}, {"init", required_argument, 0, O_INIT},
-		{"new-head", no_argument, 0, O_NEWHEAD},    {"finetune", required_argument, 0, O_FT},
-		{"freeze-bn-stats", no_argument, 0, O_FREEZE}, {"resume", required_argument, 0, O_RESUME},
-		{"save-every", required_argument, 0, O_SAVE}, {"threads", required_argument, 0, O_THREADS},
-		{"eval-batch", required_argument, 0, O_EVB}, {"progress", no_argument, 0, O_PROGRESS},
-		{"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},           {0, 0, 0, 0},
-	};
-	long v;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:q", opts, NULL)) != -1) {
-		if (c != O_RESUME && c != O_PROGRESS && c != 'q' && c != O_THREADS && c != 'h' && c != 'V' && c != '?')
-			o->settings_given++;
-		switch (c) {
-		case O_TRAIN: o->train = optarg; break;
-		case O_DEV: o->dev = optarg; break;
-		case O_TEST: o->test = optarg; break;
-		case 'o': o->rundir = optarg; break;
-		case O_CROP:
-			if (!cli_parse_long(optarg, CNN14_MIN_FRAMES, 1000000, &v))
-				cli_usage_error(prog, "--crop-frames: '%s' is not a length of at least %d frames", optarg,
-				                CNN14_MIN_FRAMES);
-			o->crop_frames = (int)v;
-			break;
-		case O_PADSHORT: o->pad_short = true; break;
-		case O_EPOCHS:
-			if (!cli_parse_long(optarg, 1, 100000, &v))
-				cli_usage_error(prog, "--epochs: '%s' is not a positive count", optarg);
-			o->epochs = (int)v;
-			break;
-		case O_LR:
-			if (!cli_parse_double(optarg, 0, 1e6, &o->lr) || o->lr <= 0)
-				cli_usage_error(prog, "--lr: '%s' is not a positive number", optarg);
-			break;
-		case O_MOM:
-			if (!cli_parse_double(optarg, 0, 1, &o->momentum) || o->momentum >= 1)
-				cli_usage_error(prog, "--momentum: '%s' is not in [0, 1)", optarg);
-			break;
-		case O_NONEST: o->nesterov = false; break;
-		case O_WD:
-			if (!cli_parse_double(optarg, 0, 1e6, &o->weight_decay))
-				cli_usage_error(prog, "--weight-decay: '%s' is not a non-negative number", optarg);
-			break;
-		case O_BATCH:
-			if (!cli_parse_long(optarg, 1, 4096, &v))
-				cli_usage_error(prog, "--batch: '%s' is not a batch size (1..4096)", optarg);
-			o->batch = (int)v;
-			break;
-		case O_NOBAL: o->balance = false; break;
-		case O_SEED:
-			if (!cli_parse_long(optarg, 0, LONG_MAX, &v))
-				cli_usage_error(prog, "--seed: '%s' is not a non-negative integer", optarg);
-			o->seed = (uint64_t)v;
-			break;
-		case O_WDIV:
-			if (!cli_parse_long(optarg, 1, 64, &v) || 64 % v != 0)
-				cli_usage_error(prog, "--width-div: '%s' is not one of 1, 2, 4, 8, 16, 32, 64", optarg);
-			o->width_div = (int)v;
-			break;
-		case O_INIT: o->init = optarg; break;
-		case O_NEWHEAD: o->new_head = true; break;
-		case O_FT:
-			if (strcmp(optarg, "all") == 0)
-				o->finetune = CNN14_FINETUNE_ALL;
-			else if (strcmp(optarg, "linear") == 0)
-				o->finetune = CNN14_FINETUNE_LINEAR;
-			else
-				cli_usage_error(prog, "--finetune: '%s' is neither 'all' nor 'linear'", optarg);
-			break;
-		case O_FREEZE: o->freeze_bn_stats = true; break;
-		case O_RESUME:
-			if (!resume)
-				cli_die(prog, EXIT_RUNTIME, "the run's saved arguments contain --resume");
-			*resume = optarg;
-			break;
-		case O_SAVE:
-			if (!cli_parse_double(optarg, 0, 1e9, &o->save_every))
-				cli_usage_error(prog, "--save-every: '%s' is not a number of seconds", optarg);
-			break;
-		case O_THREADS:
-			if (!cli_parse_long(optarg, 0, NN_MAX_THREADS, &v))
-				cli_usage_error(prog, "--threads: '%s' is not a thread count (0 for all cores, at most %d)", optarg, NN_MAX_THREADS);
-			o->threads = (int)v;
-			o->threads_given = true;
-			break;
-		case O_EVB:
-			if (!cli_parse_long(optarg, 1, 4096, &v))
-				cli_usage_error(prog, "--eval-batch: '%s' is not a batch size", optarg);
-			o->eval_batch = (int)v;
-			break;
-		case O_PROGRESS: o->progress = true; break;
-		case 'q': o->quiet = true; break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	if (optind < argc)
-		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-}
+static sv *read_run_file(const char *rundir);
 
-static void default_options(options *o)
+/* The options of a fresh run from argv; of a resumed one from its run
+ * file, then argv's OPT_KEEP options over them.  *saved: the run file's
+ * header (resume) or NULL. */
+static void parse_args(int argc, char **argv, options *o, sv **saved)
 {
-	memset(o, 0, sizeof *o);
-	o->epochs = 60;
-	o->batch = 8;
-	o->crop_frames = 300;
-	o->eval_batch = 32;
-	o->width_div = 1;
-	o->lr = 0.001;
-	o->momentum = 0.9;
-	o->nesterov = true;
-	o->balance = true;
-	o->seed = 1;
-	o->save_every = 600;
-	o->finetune = CNN14_FINETUNE_ALL;
+	bool given[sizeof options_table / sizeof *options_table];
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, given);
+	if (first < argc)
+		cli_usage_error(prog, "unexpected argument '%s'", argv[first]);
+	*saved = NULL;
+	if (o->resume) {
+		const opt_desc *d = opts_given_except(&spec, given, OPT_KEEP);
+		if (d)
+			cli_usage_error(prog, "--%s: --resume takes its settings from the run directory; give only --threads, --progress or --quiet with it",
+			                d->name);
+		char err[256];
+		const char *rundir = o->resume;
+		*saved = read_run_file(rundir);
+		opts_defaults(&spec, o);
+		if (opts_reapply(&spec, o, sv_get_strlist(st_header_params(*saved), "args"), err, sizeof err))
+			cli_die(prog, EXIT_RUNTIME, "%s/run.msgpack: saved arguments: %s", rundir, err);
+		opts_parse(&spec, o, argc, argv, NULL); /* results do not depend on --threads (cnn14.h) */
+		o->rundir = o->resume;
+	}
+	if (o->dump_settings) {
+		if (opts_dump(&spec, o, stdout))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		cli_close_stdout(prog);
+		exit(0);
+	}
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -256,73 +192,6 @@ static char *path_join(const char *dir, const char *name)
  * A state directory is complete by construction: it is written as .state-E-B.tmp and
  * renamed; so the newest state-* directory is always a consistent place to resume. */
 
-static void push_arg(sv *args, const char *a)
-{
-	if (sv_push(args, sv_str(a)))
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-}
-
-static void push_opt(sv *args, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void push_opt(sv *args, const char *name, const char *fmt, ...)
-{
-	char buf[64];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	push_arg(args, name);
-	push_arg(args, buf);
-}
-
-static void push_path(sv *args, const char *name, const char *path)
-{
-	char *abs = strcmp(path, "-") ? realpath(path, NULL) : NULL;
-	push_arg(args, name);
-	push_arg(args, abs ? abs : path);
-	free(abs);
-}
-
-/* Every setting of o, explicitly (so that a resumed run does not depend on
- * defaults of the program version that resumes it), data paths absolute
- * (so that --resume works from any directory).  Doubles in %.17g: exact. */
-static sv *settings_args(const options *o)
-{
-	sv *a = sv_array();
-	if (!a)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	push_arg(a, prog);
-	push_path(a, "--train", o->train);
-	push_path(a, "--dev", o->dev);
-	if (o->test)
-		push_path(a, "--test", o->test);
-	if (o->init)
-		push_path(a, "--init", o->init);
-	else
-		push_opt(a, "--width-div", "%d", o->width_div);
-	if (o->new_head)
-		push_arg(a, "--new-head");
-	push_opt(a, "--finetune", "%s", o->finetune == CNN14_FINETUNE_LINEAR ? "linear" : "all");
-	if (o->freeze_bn_stats)
-		push_arg(a, "--freeze-bn-stats");
-	push_opt(a, "--crop-frames", "%d", o->crop_frames);
-	if (o->pad_short)
-		push_arg(a, "--pad-short");
-	push_opt(a, "--epochs", "%d", o->epochs);
-	push_opt(a, "--lr", "%.17g", o->lr);
-	push_opt(a, "--momentum", "%.17g", o->momentum);
-	if (!o->nesterov)
-		push_arg(a, "--no-nesterov");
-	push_opt(a, "--weight-decay", "%.17g", o->weight_decay);
-	push_opt(a, "--batch", "%d", o->batch);
-	if (!o->balance)
-		push_arg(a, "--no-balance");
-	push_opt(a, "--seed", "%llu", (unsigned long long)o->seed);
-	push_opt(a, "--save-every", "%.17g", o->save_every);
-	push_opt(a, "--threads", "%d", o->threads);
-	push_opt(a, "--eval-batch", "%d", o->eval_batch);
-	return a;
-}
-
 static sv *data_entry(const dataset *ds)
 {
 	sv *m = sv_map();
@@ -335,8 +204,12 @@ static sv *data_entry(const dataset *ds)
 static void write_run_file(const char *rundir, int argc, char **argv, const options *o, sv *data)
 {
 	char err[ST_ERRLEN];
-	sv *h = st_header_new(prog, argc, argv);
-	if (!h || sv_set(st_header_params(h), "args", settings_args(o)) || sv_set(st_header_params(h), "data", data))
+	sv *h = st_header_new(prog, argc, argv), *args = sv_array();
+	/* every setting explicitly (a resumed run does not depend on the defaults
+	 * of the version that resumes it), data paths absolute (--resume works
+	 * from any directory), doubles exact */
+	if (!h || !args || sv_push(args, sv_str(prog)) || opts_persist(&spec, o, args) ||
+	    sv_set(st_header_params(h), "args", args) || sv_set(st_header_params(h), "data", data))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	char *path = path_join(rundir, "run.msgpack");
 	st_writer *w = st_writer_open(path, h, err);
@@ -367,17 +240,6 @@ static sv *read_run_file(const char *rundir)
 	st_reader_close(r);
 	free(path);
 	return copy;
-}
-
-/* argv view of a string list owned by list. */
-static char **strlist_argv(const sv *list)
-{
-	char **v = calloc(list->u.arr.n + 1, sizeof *v);
-	if (!v)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	for (size_t i = 0; i < list->u.arr.n; i++)
-		v[i] = list->u.arr.items[i]->u.str.ptr;
-	return v;
 }
 
 /* The newest complete state directory's (epoch, batch), or 0 when none. */
@@ -1010,45 +872,48 @@ static void load_state(run *r)
 	free(p);
 }
 
+/* argv view of a string list owned by list. */
+static char **strlist_argv(const sv *list)
+{
+	char **v = calloc(list->u.arr.n + 1, sizeof *v);
+	if (!v)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (size_t i = 0; i < list->u.arr.n; i++)
+		v[i] = list->u.arr.items[i]->u.str.ptr;
+	return v;
+}
+
+/* What the settings must satisfy beyond each option's own range. */
+static void check_settings(const options *o, bool resume)
+{
+	if (resume) {
+		if (!strcmp(o->train, "-") || !strcmp(o->dev, "-") || (o->test && !strcmp(o->test, "-")))
+			cli_die(prog, EXIT_RUNTIME, "%s: the run read a stream from standard input: it cannot be resumed", o->rundir);
+		return;
+	}
+	if (!o->train || !o->dev || !o->rundir)
+		cli_usage_error(prog, "--train, --dev and -o RUNDIR are required");
+	if (o->init && o->width_div != 1)
+		cli_usage_error(prog, "--width-div comes from the --init checkpoint");
+	int stdin_uses = !strcmp(o->train, "-") + !strcmp(o->dev, "-") + (o->test && !strcmp(o->test, "-"));
+	if (stdin_uses > 1)
+		cli_usage_error(prog, "standard input ('-') can be read only once");
+}
+
 int main(int argc, char **argv)
 {
 	options o;
-	default_options(&o);
-	const char *resume = NULL;
-	parse_args(argc, argv, &o, &resume);
-	sv *saved = NULL;
-	char **saved_args = NULL;
+	sv *saved;
+	parse_args(argc, argv, &o, &saved);
+	const char *resume = saved ? o.rundir : NULL;
 	int run_argc = argc;
 	char **run_argv = argv;
+	check_settings(&o, resume != NULL);
 	if (resume) {
-		if (o.train || o.dev || o.test || o.rundir || o.init || o.settings_given)
-			cli_usage_error(prog, "--resume takes its settings from the run directory; give only --threads, --progress or --quiet with it");
-		bool quiet = o.quiet, progress = o.progress, threads_given = o.threads_given;
-		int threads = o.threads;
-		saved = read_run_file(resume);
-		const sv *args = sv_get_strlist(st_header_params(saved), "args");
-		saved_args = strlist_argv(args);
-		default_options(&o);
-		parse_args((int)args->u.arr.n, saved_args, &o, NULL);
-		o.rundir = resume;
-		o.quiet = quiet;
-		o.progress = progress;
-		if (threads_given) /* results do not depend on the thread count (cnn14.h) */
-			o.threads = threads;
 		/* checkpoint headers record the command line that started the run */
 		const sv *orig = sv_get_strlist(saved, "argv");
 		run_argc = (int)orig->u.arr.n;
 		run_argv = strlist_argv(orig);
-		if (!strcmp(o.train, "-") || !strcmp(o.dev, "-") || (o.test && !strcmp(o.test, "-")))
-			cli_die(prog, EXIT_RUNTIME, "%s: the run read a stream from standard input: it cannot be resumed", resume);
-	} else {
-		if (!o.train || !o.dev || !o.rundir)
-			cli_usage_error(prog, "--train, --dev and -o RUNDIR are required");
-		if (o.init && o.width_div != 1)
-			cli_usage_error(prog, "--width-div comes from the --init checkpoint");
-		int stdin_uses = !strcmp(o.train, "-") + !strcmp(o.dev, "-") + (o.test && !strcmp(o.test, "-"));
-		if (stdin_uses > 1)
-			cli_usage_error(prog, "standard input ('-') can be read only once");
 	}
 
 	run r;
@@ -1131,7 +996,6 @@ int main(int argc, char **argv)
 	free(r.log.s);
 	free(r.state_dir);
 	if (saved) {
-		free(saved_args);
 		free(run_argv);
 		sv_free(saved);
 	}
