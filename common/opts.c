@@ -73,6 +73,21 @@ static int set_choice(const opt_desc *d, void *dest, const char *arg, char *err,
 	return -1;
 }
 
+static int set_size(const opt_desc *d, void *dest, const char *arg, char *err, size_t errlen)
+{
+	size_t v;
+	if (!cli_parse_size(arg, &v) || (d->max > 0 && ((double)v < d->min || (double)v > d->max))) {
+		if (d->max > 0)
+			seterr(err, errlen, "--%s: '%s': must be a size in [%.20g, %.20g] bytes (K, M or G suffix)", d->name, arg,
+			       d->min, d->max);
+		else
+			seterr(err, errlen, "--%s: '%s': must be a size in bytes (K, M or G suffix)", d->name, arg);
+		return -1;
+	}
+	*(size_t *)field(dest, d) = v;
+	return 0;
+}
+
 /* Stores arg (NULL for a flag) in d's field: 0, or -1 with err. */
 static int set_value(const opt_desc *d, void *dest, const char *arg, char *err, size_t errlen)
 {
@@ -89,6 +104,7 @@ static int set_value(const opt_desc *d, void *dest, const char *arg, char *err, 
 		ok = cli_parse_long(arg, LONG_MIN, LONG_MAX, &l) && in_range(d, (double)l);
 		break;
 	case OPT_DOUBLE: ok = cli_parse_double(arg, -1e308, 1e308, &x) && in_range(d, x); break;
+	case OPT_SIZE: return set_size(d, dest, arg, err, errlen);
 	case OPT_HEAD: abort();
 	}
 	if (!ok) {
@@ -122,6 +138,8 @@ void opts_defaults(const opts_spec *s, void *dest)
 			*(int *)field(dest, d) = 0;
 		else if (!d->def && d->type == OPT_U64)
 			*(uint64_t *)field(dest, d) = 0;
+		else if (!d->def && d->type == OPT_SIZE)
+			*(size_t *)field(dest, d) = 0;
 		else if (!d->def)
 			*(double *)field(dest, d) = 0;
 		else if (set_value(d, dest, d->def, err, sizeof err))
@@ -281,6 +299,7 @@ static bool persisted_value(const opt_desc *d, const void *src, char *buf, size_
 	case OPT_INT: snprintf(buf, len, "%d", *(const int *)f); return true;
 	case OPT_U64: snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)f); return true;
 	case OPT_DOUBLE: snprintf(buf, len, "%.17g", *(const double *)f); return true;
+	case OPT_SIZE: snprintf(buf, len, "%zu", *(const size_t *)f); return true;
 	case OPT_CHOICE: *out = d->choices[*(const int *)f]; return true;
 	case OPT_STRING: *out = *(const char *const *)f; return *out != NULL;
 	case OPT_HEAD: break;
@@ -350,7 +369,7 @@ void opts_help(const opts_spec *s, FILE *f)
 
 static void dump_line(const opt_desc *d, const void *src, FILE *f)
 {
-	static const char *const types[] = {"head", "flag", "unset", "int", "u64", "double", "string", "choice"};
+	static const char *const types[] = {"head", "flag", "unset", "int", "u64", "double", "string", "choice", "size"};
 	static const char *const flag_names[] = {"persist", "path", "min-open", "max-open", "keep", "hidden"};
 	char buf[64];
 	const char *value;

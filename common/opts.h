@@ -65,6 +65,7 @@ typedef enum {
 	OPT_DOUBLE, /* double within [min, max] */
 	OPT_STRING, /* const char *, NULL by default */
 	OPT_CHOICE, /* int: the index in choices of the word given */
+	OPT_SIZE,   /* size_t: bytes, K/M/G suffix (cli_parse_size); within [min, max] unless max is 0 */
 } opt_type;
 
 enum {
@@ -81,7 +82,7 @@ typedef struct {
 	char letter;       /* short option, 0 for none */
 	opt_type type;
 	size_t offset;     /* of the field in the options struct */
-	double min, max;   /* OPT_INT, OPT_U64, OPT_DOUBLE */
+	double min, max;   /* OPT_INT, OPT_U64, OPT_DOUBLE, OPT_SIZE */
 	const char *def;   /* default as it would be written on the command line, NULL: none */
 	const char *arg;   /* argument name in --help ("N", "FILE") */
 	const char *help;  /* may hold '\n' for continuation lines */
@@ -131,7 +132,7 @@ int opts_persist(const opts_spec *s, const void *src, sv *args);
 
 /* For tests that iterate a program's table: one line per option,
  * "name TAB type TAB flags TAB min TAB max TAB choices TAB value" (type
- * flag|unset|int|u64|double|string|choice; flags a comma list of persist,
+ * flag|unset|int|u64|double|string|choice|size; flags a comma list of persist,
  * path, keep, hidden; value as opts_persist writes it, flags 1 or 0, an
  * unset string empty), then "persisted TAB" and, as JSON, the list a run
  * file stores: the program's name, then what opts_persist appends.  0, or -1 when memory runs out or writing fails. */

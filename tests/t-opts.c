@@ -21,6 +21,7 @@ typedef struct {
 	bool quiet, nesterov;
 	const char *out, *train;
 	int div;
+	size_t rec;
 } options;
 
 static const char *const modes[] = {"all", "linear", NULL};
@@ -44,6 +45,8 @@ static const opt_desc table[] = {
 	{"width-div", 0, OPT_INT, offsetof(options, div), .min = 1, .max = 64, .def = "1", .arg = "N", .help = "w",
 	 .flags = OPT_PERSIST, .valid = power_of_two, .must = "be a power of two up to 64"},
 	{"quiet", 'q', OPT_FLAG, offsetof(options, quiet), .help = "hush", .flags = OPT_KEEP},
+	{"max-record", 0, OPT_SIZE, offsetof(options, rec), .min = 1024, .max = 1 << 30, .def = "64M", .arg = "N",
+	 .help = "bytes", .flags = OPT_PERSIST},
 	OPT_END,
 };
 
@@ -120,16 +123,16 @@ static void test_defaults_and_types(void)
 	CHECK(o.epochs == 60 && o.lr == 0.001 && o.seed == 1 && o.mode == 0 && o.nesterov && !o.quiet && o.div == 1,
 	      "defaults: %d %g %llu %d %d %d %d", o.epochs, o.lr, (unsigned long long)o.seed, o.mode, o.nesterov,
 	      o.quiet, o.div);
-	CHECK(o.out == NULL && o.train == NULL, "string defaults");
+	CHECK(o.out == NULL && o.train == NULL && o.rec == 64u << 20, "string and size defaults");
 	const char *w[] = {"--epochs", "7", "--lr=0.5", "--seed", "123456789012", "--mode", "linear", "--no-nesterov",
-	                   "-q", "-o", "d", "--width-div", "16", "operand", NULL};
+	                   "-q", "-o", "d", "--width-div", "16", "--max-record", "2k", "operand", NULL};
 	bool given[32];
 	int first;
 	o = parse_words(w, &first, given);
 	CHECK(o.epochs == 7 && o.lr == 0.5 && o.seed == 123456789012ULL && o.mode == 1 && !o.nesterov && o.quiet &&
-	          o.div == 16 && strcmp(o.out, "d") == 0,
+	          o.div == 16 && strcmp(o.out, "d") == 0 && o.rec == 2048,
 	      "values");
-	CHECK(first == 14, "first operand at %d", first);
+	CHECK(first == 16, "first operand at %d", first);
 	const char *w2[] = {"-e", "3", "-qo", "x", NULL};
 	o = parse_words(w2, &first, given);
 	CHECK(o.epochs == 3 && o.quiet && strcmp(o.out, "x") == 0 && first == 5, "short letters, second parse");
@@ -154,6 +157,8 @@ static void test_errors(void)
 	check_usage_error((const char *[]){"--epochs", NULL}, "--epochs: needs an argument");
 	check_usage_error((const char *[]){"-e", NULL}, "--epochs: needs an argument");
 	check_usage_error((const char *[]){"--quiet=1", NULL}, "prog: ");
+	check_usage_error((const char *[]){"--max-record", "1000", NULL}, "--max-record: '1000': must be a size in [1024, 1073741824]");
+	check_usage_error((const char *[]){"--max-record", "2T", NULL}, "--max-record: '2T'");
 }
 
 static void test_help_version(void)
@@ -177,7 +182,7 @@ static void test_help_version(void)
 static void test_persist(void)
 {
 	const char *w[] = {"--train", "/dev/null", "--epochs", "9", "--lr", "0.1", "--seed", "77", "--mode", "linear",
-	                   "--no-nesterov", "-q", "-o", "somewhere", NULL};
+	                   "--no-nesterov", "-q", "-o", "somewhere", "--max-record", "3M", NULL};
 	options o = parse_words(w, NULL, NULL), back;
 	o.lr = 0.1 + 0.2; /* 0.30000000000000004: 17 digits to read back */
 	sv *args = sv_array();
@@ -187,7 +192,7 @@ static void test_persist(void)
 	char err[256];
 	CHECK(opts_reapply(&spec, &back, args, err, sizeof err) == 0, "reapply: %s", err);
 	CHECK(back.epochs == 9 && back.lr == o.lr && back.seed == 77 && back.mode == 1 && !back.nesterov &&
-	          strcmp(back.train, "/dev/null") == 0,
+	          strcmp(back.train, "/dev/null") == 0 && back.rec == 3u << 20,
 	      "round trip");
 	CHECK(!back.quiet && back.out == NULL, "not persisted: quiet %d out %s", back.quiet, back.out);
 	/* what is not a saved setting is refused */
@@ -206,7 +211,7 @@ static void test_persist(void)
 	args = sv_array();
 	sv_push(args, sv_str("prog"));
 	opts_persist(&spec, &o, args);
-	CHECK(args->u.arr.n == 11, "persisted words at defaults: %zu", args->u.arr.n);
+	CHECK(args->u.arr.n == 13, "persisted words at defaults: %zu", args->u.arr.n);
 	sv_free(args);
 }
 
