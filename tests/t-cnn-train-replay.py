@@ -40,18 +40,16 @@ import sys
 import time
 
 import numpy as np
-import scipy.io.wavfile
 
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import ckpt  # noqa: E402
 import testlib as T  # noqa: E402
+import tones  # noqa: E402
 import train_replay as TR  # noqa: E402
 
 torch = T.require_module("torch")
 import cnn14_ref as R  # noqa: E402
 
-SR = 16000
-PITCHES = [250.0, 900.0, 3000.0]
 ACTS = [2.0, 4.0, 6.0]  # low, mid, high arousal (bin edges 3 and 5)
 TRAIN_PER_CLASS = [9, 6, 4]
 SEED, CROP, WIDTH = 5, 64, 16
@@ -68,14 +66,9 @@ def make_data():
     for split, counts in (("Train", TRAIN_PER_CLASS), ("Development", [2, 2, 2])):
         for c, per in enumerate(counts):
             for _ in range(per):
-                dur = rng.uniform(0.4, 1.0)
-                t = np.arange(int(dur * SR)) / SR
-                x = np.sin(2 * np.pi * PITCHES[c] * rng.uniform(0.93, 1.07) * t + rng.uniform(0, 2 * np.pi))
-                x += 10 ** (-rng.uniform(5, 15) / 20) * rng.standard_normal(t.size)
-                x *= 10 ** (-rng.uniform(4, 14) / 20) / np.max(np.abs(x))
                 key = f"utt{n:04d}"
                 n += 1
-                scipy.io.wavfile.write(f"wav/{key}.wav", SR, (x * 32767).astype(np.int16))
+                tones.write_tone(f"wav/{key}.wav", rng, tones.PITCHES[c], 0.4, 1.0)
                 scp.append(f"{key} wav/{key}.wav")
                 rows.append(f"Audios/{key}.wav,N,{ACTS[c]:.2f},4.0,4.0,{c % 2},{split}")
     open("labels.csv", "w").write("\n".join(rows) + "\n")
