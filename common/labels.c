@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "csv.h"
+#include "stream.h"
 
 typedef struct {
 	size_t off;               /* into the text arena */
@@ -109,24 +110,15 @@ static int hash_grow(labels *lb)
 	return 0;
 }
 
-/* The base name without its extension. */
+/* The key of a cell: st_key_from_path's rule, or the cell as it is. */
 static void key_of(const char *s, size_t len, bool verbatim, const char **key, size_t *keylen)
 {
-	if (!verbatim) {
-		for (size_t i = len; i > 0; i--)
-			if (s[i - 1] == '/') {
-				len -= i;
-				s += i;
-				break;
-			}
-		for (size_t i = len; i > 1; i--)
-			if (s[i - 1] == '.') {
-				len = i - 1;
-				break;
-			}
+	if (verbatim) {
+		*key = s;
+		*keylen = len;
+	} else {
+		*keylen = st_key_from_path(s, len, key);
 	}
-	*key = s;
-	*keylen = len;
 }
 
 static int find_header(const labels *lb, const char *name)

@@ -120,6 +120,12 @@ void st_item_remove_tensor(st_item *it, const char *name);
 int st_item_set_field(st_item *it, const char *name, sv *val);
 /* Copies key, tensors and fields of src into dst (dst is cleared first). */
 int st_item_copy(st_item *dst, const st_item *src);
+/* The item key of a file name (formats/stream.md, "Keys"): the base name
+ * (after the last '/') without its extension (from the last '.'; a dot at
+ * the start of the base name is not an extension).  "Audios/a.b.wav" ->
+ * "a.b", "x/.wav" -> ".wav".  *key points into path; returns the key's
+ * length (0: no key, e.g. "dir/"). */
+size_t st_key_from_path(const char *path, size_t len, const char **key);
 
 /* ---- reading ---- */
 
@@ -169,6 +175,18 @@ sv *st_header_new(const char *producer, int argc, char **argv);
 sv *st_header_derive(const sv *input_header, const char *producer, int argc, char **argv);
 /* The "params" map of a header built by the two functions above. */
 sv *st_header_params(sv *header);
+/* Joins the header of another input (named name in messages) into out, a
+ * header derived from the first input, as stream-cat does: every param must
+ * be in both and equal (else ST_ERR_FORMAT and a message in err, ST_ERRLEN
+ * bytes); stats that count (an int, or an array of ints of one length) are
+ * summed, other stats kept when equal, and dropped when they differ or a
+ * sum overflows. */
+int st_header_merge(sv *out, const sv *in, const char *name, char *err);
+/* The sample rate of a waveform stream, the one rule every program applies:
+ * params.sample_rate is an integer in 1..INT_MAX (Hz).  ST_OK, or
+ * ST_ERR_FORMAT and "NAME: header: no valid sample_rate param: why" in err
+ * (ST_ERRLEN bytes). */
+int st_wave_rate(const st_reader *r, long *rate, char *err);
 
 typedef struct st_writer st_writer;
 /* path "-" or NULL: stdout; otherwise the file appears atomically at close.

@@ -98,6 +98,12 @@ int st_shape_bytes_(st_dtype dtype, int ndim, const int64_t *shape, size_t *out)
 st_tensor *st_append_tensor_(st_item *it, char *name, st_dtype dtype, int ndim, const int64_t *shape,
                              size_t nbytes, void *data);
 
+/* ---- headers (stream_header.c) ---- */
+
+/* b's counts added to a's: both ints, or int arrays of one length.  False
+ * (a unchanged) when they are not both counts or a sum overflows. */
+bool st_counts_add_(sv *a, const sv *b);
+
 /* ---- decoding (mpack_read.c) ---- */
 
 /* Sets the reader's message (prefixed with the name and the item, key or

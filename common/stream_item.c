@@ -215,3 +215,20 @@ int st_item_copy(st_item *dst, const st_item *src)
 			return ST_ERR_NOMEM;
 	return ST_OK;
 }
+
+size_t st_key_from_path(const char *path, size_t len, const char **key)
+{
+	for (size_t i = len; i > 0; i--)
+		if (path[i - 1] == '/') {
+			len -= i;
+			path += i;
+			break;
+		}
+	for (size_t i = len; i > 1; i--)
+		if (path[i - 1] == '.') {
+			len = i - 1;
+			break;
+		}
+	*key = path;
+	return len;
+}
