@@ -65,6 +65,7 @@ import scipy.io.wavfile
 SRC = os.environ["SERTOOLS_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "ref"))
 import ckpt  # noqa: E402
+import tones  # noqa: E402
 
 BIN = os.environ["SERTOOLS_BIN"]
 TESTBIN = os.environ["SERTOOLS_TESTBIN"]
@@ -102,8 +103,8 @@ def run(args, rc=0, cwd=None, stdin=None, what=None):
 
 # ---- data ----
 
-SR = 16000
-PITCHES = [250.0, 900.0, 3000.0]
+SR = tones.SR
+PITCHES = tones.PITCHES
 ACTS = [2.0, 4.0, 6.0]  # low, mid, high arousal (edges 3 and 5)
 
 
@@ -116,15 +117,9 @@ def make_data():
     for split, per in (("Train", 40), ("Development", 10), ("Test1", 10)):
         for _ in range(per):
             for c in range(3):
-                dur = rng.uniform(0.6, 1.5)
-                t = np.arange(int(dur * SR)) / SR
-                f = PITCHES[c] * rng.uniform(0.93, 1.07)
-                x = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-                x += 10 ** (-rng.uniform(5, 15) / 20) * rng.standard_normal(t.size)
-                x *= 10 ** (-rng.uniform(4, 14) / 20) / np.max(np.abs(x))
                 key = f"utt{n:04d}"
                 n += 1
-                scipy.io.wavfile.write(f"wav/{key}.wav", SR, (x * 32767).astype(np.int16))
+                tones.write_tone(f"wav/{key}.wav", rng, PITCHES[c], 0.6, 1.5)
                 scp.append(f"{key} wav/{key}.wav")
                 act = ACTS[c] + rng.uniform(-0.5, 0.5)
                 band = "lowband" if c == 0 else "highband"
