@@ -64,11 +64,11 @@ static void add_job(jobs *j, const char *key, const char *path)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 }
 
-/* "dir/a.b.wav" -> "a.b"; a leading dot is not an extension. */
+/* "dir/a.b.wav" -> "a.b" (st_key_from_path). */
 static void add_file(jobs *j, const char *path)
 {
-	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
-	size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	const char *base;
+	size_t len = st_key_from_path(path, strlen(path), &base);
 	if (len == 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: no file name to make a key from", path);
 	char *key = strndup(base, len);
