@@ -180,7 +180,8 @@ for m in "${mutants[@]}"; do
 		killed=$((killed + 1))
 		printf '%-10s %-34s by %s (%d s)\n' killed "$n" "$by" "$secs"
 		# what caught it: the first failure the test printed
-		why=$(grep -m1 -E '^ +(FAIL|.*[Ee]rror|.*Assertion)' "$work/logs/$n.log" 2>/dev/null | sed 's/^ *//' | cut -c1-110)
+		why=$( (grep -m1 -E '^ +FAIL' "$work/logs/$n.log" || grep -m1 -E '^ +.*(Error|error:|Assertion)' "$work/logs/$n.log") \
+			2>/dev/null | sed 's/^ *//' | cut -c1-110)
 		[ -z "$why" ] || printf '%-10s %-34s   %s\n' "" "" "$why"
 	else
 		survived=$((survived + 1))

@@ -10,7 +10,8 @@ a tiny file, from a file and a pipe, where an allocation would fail: address
 space limited, or ASan's allocator capped), too many values, deep nesting,
 duplicate/empty/non-string/NUL map keys, invalid UTF-8, ext types, 0xc1,
 integers beyond int64.  Then NaN/Inf: counted by --info, refused by
---finite (ST_READ_FINITE) naming item, key, tensor and index.
+--finite (ST_READ_FINITE) naming item, key, tensor and index; an infinity
+alone as well as a NaN.
 """
 import json
 import os
@@ -276,6 +277,15 @@ if subprocess.run(["stream-cat", "nan.msgpack"], stdout=subprocess.DEVNULL).retu
 for cmd in (["stream-cat", "--finite", "nan.msgpack"], [os.path.join(TESTBIN, "stream-dump"), "--finite", "nan.msgpack"]):
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     want = "nan.msgpack: item 2: key 'utt000001': tensor 'wave': non-finite value nan at index 5"
+    if p.returncode != 2 or want not in p.stderr:
+        failures.append(f"{cmd}: {p.returncode} {p.stderr!r}")
+# an infinity alone (the NaN above stops the reader before it): refused as well
+with open("inf.keys", "w") as f:
+    f.write("utt000002\n")
+subprocess.run(["stream-cat", "-k", "inf.keys", "-o", "inf.msgpack", "nan.msgpack"], check=True)
+for cmd in (["stream-cat", "--finite", "inf.msgpack"], [os.path.join(TESTBIN, "stream-dump"), "--finite", "inf.msgpack"]):
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    want = "inf.msgpack: item 1: key 'utt000002': tensor 'wave': non-finite value -inf at index 3"
     if p.returncode != 2 or want not in p.stderr:
         failures.append(f"{cmd}: {p.returncode} {p.stderr!r}")
 

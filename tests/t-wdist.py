@@ -1,7 +1,7 @@
 """wdist against numpy (float64) on checkpoint streams written by Python.
 
 Checks: every layer's cosine distance to 1e-12 absolute (both accumulate in
-double), network order, the output layer left out when the class count
+double), exactly 0 between identical layers, network order, the output layer left out when the class count
 differs, zero-norm layers reported as NA, --json, --all, and the errors for
 a shape mismatch, a different width, a missing layer and a non-checkpoint.
 """
@@ -92,6 +92,13 @@ assert "conv_block3.bn2.running_var" in names and "fc1.bias" in names, names
 for l in js["layers"]:
     want = cosd(ref[l["layer"]], best[l["layer"]])
     assert abs(l["distance"][0] - want) <= 1e-12 + 1e-8 * abs(want), l
+
+# an unchanged layer is exactly 0 (wdist(1)): what a frozen layer looks like
+# in Fig. 3 and in the study's linear-only checks, not a rounding residue
+for args in (["init.ckpt", "init.ckpt", "best.ckpt"], ["--all", "best.ckpt", "best.ckpt"]):
+    rows = [line.split("\t") for line in wdist(*args).stdout.splitlines()[1:]]
+    for row in rows:
+        T.check(row[1] == "0", f"wdist {' '.join(args)}: {row[0]}: distance to itself {row[1]}, not 0")
 
 # a new head (5 classes): the output layer is left out, the rest compared
 five = make(5, ref, 0.05)
