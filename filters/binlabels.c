@@ -1,13 +1,11 @@
 /* binlabels - labels from an MSP-Podcast-style CSV onto stream items; key lists; label statistics. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -544,7 +542,42 @@ static bool *select_splits(const labels *lb, const char *list)
 	return use;
 }
 
-int main(int argc, char **argv)
+/* The combinations of options that make no sense, and the task spec. */
+static void check_args(int argc, char **argv, options *o, bool categorical)
+{
+	if (!o->corpus == !o->csv)
+		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
+	if (o->keys_only && o->stats)
+		cli_usage_error(prog, "--keys-only and --stats are separate modes");
+	bool filter = !o->keys_only && !o->stats;
+	if (filter && !o->task)
+		cli_usage_error(prog, "--task is needed to label a stream (or use --keys-only or --stats)");
+	if (o->stats && o->task)
+		cli_usage_error(prog, "--stats covers arousal, valence and dominance; it takes no --task");
+	if (o->audio_dir && !o->keys_only)
+		cli_usage_error(prog, "--audio-dir goes with --keys-only");
+	if (o->json && !o->stats)
+		cli_usage_error(prog, "--json goes with --stats");
+	if (!filter && (o->drop_unlabelled || o->verbose || o->progress || o->max_record))
+		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
+	if (optind < argc - (filter ? 1 : 0))
+		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
+	o->input = optind < argc ? argv[optind] : "-";
+	if (o->task && labels_task_parse(o->task, &o->spec))
+		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
+		                o->task);
+	o->spec.categorical = categorical;
+	if (categorical && (!o->task || o->spec.kind != LABELS_COLUMN))
+		cli_usage_error(prog, "--categorical goes with a column:NAME task");
+	char err[512];
+	if (labels_task_check(&o->spec, err, sizeof err))
+		cli_usage_error(prog, "%s", err);
+	if (filter && o->csv && strcmp(o->csv, "-") == 0 && strcmp(o->input, "-") == 0)
+		cli_usage_error(prog, "the label file and the stream cannot both be stdin");
+}
+
+/* Options into o (its spec parsed and checked); every usage error here. */
+static void parse_args(int argc, char **argv, options *o)
 {
 	enum {
 		O_CSV = 256, O_KEY_VERBATIM, O_SPLIT_COLUMN, O_SPEAKER_COLUMN, O_EDGES, O_RANGE, O_CATEGORICAL,
@@ -577,39 +610,39 @@ int main(int argc, char **argv)
 		{"version", no_argument, 0, O_VERSION},
 		{0, 0, 0, 0},
 	};
-	options o = {0};
-	labels_task_spec_init(&o.spec);
-	o.src.key_column = LABELS_MSP_KEY;
-	o.src.split_column = LABELS_MSP_SPLIT;
-	o.src.split_optional = true;
-	o.src.speaker_column = LABELS_MSP_SPEAKER;
-	o.src.speaker_optional = true;
+	*o = (options){0};
+	labels_task_spec_init(&o->spec);
+	o->src.key_column = LABELS_MSP_KEY;
+	o->src.split_column = LABELS_MSP_SPLIT;
+	o->src.split_optional = true;
+	o->src.speaker_column = LABELS_MSP_SPEAKER;
+	o->src.speaker_optional = true;
 	bool categorical = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:k:t:s:o:jv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o.corpus = optarg; break;
-		case O_CSV: o.csv = optarg; break;
-		case 'k': o.src.key_column = optarg; break;
-		case O_KEY_VERBATIM: o.src.key_verbatim = true; break;
-		case O_SPLIT_COLUMN: o.src.split_column = optarg, o.src.split_optional = false; break;
-		case O_SPEAKER_COLUMN: o.src.speaker_column = optarg, o.src.speaker_optional = false; break;
-		case 't': o.task = optarg; break;
-		case O_EDGES: parse_pair("--edges", optarg, o.spec.edges); break;
-		case O_RANGE: parse_pair("--range", optarg, o.spec.range); break;
+		case 'c': o->corpus = optarg; break;
+		case O_CSV: o->csv = optarg; break;
+		case 'k': o->src.key_column = optarg; break;
+		case O_KEY_VERBATIM: o->src.key_verbatim = true; break;
+		case O_SPLIT_COLUMN: o->src.split_column = optarg, o->src.split_optional = false; break;
+		case O_SPEAKER_COLUMN: o->src.speaker_column = optarg, o->src.speaker_optional = false; break;
+		case 't': o->task = optarg; break;
+		case O_EDGES: parse_pair("--edges", optarg, o->spec.edges); break;
+		case O_RANGE: parse_pair("--range", optarg, o->spec.range); break;
 		case O_CATEGORICAL: categorical = true; break;
-		case O_CATEGORY_DROP: o.spec.category_drop = optarg; break;
-		case 's': o.splits = optarg; break;
-		case O_DROP_UNLABELLED: o.drop_unlabelled = true; break;
-		case 'o': o.output = optarg; break;
-		case O_KEYS_ONLY: o.keys_only = true; break;
-		case O_AUDIO_DIR: o.audio_dir = optarg; break;
-		case O_STATS: o.stats = true; break;
-		case 'j': o.json = true; break;
-		case 'v': o.verbose = true; break;
-		case O_PROGRESS: o.progress = true; break;
+		case O_CATEGORY_DROP: o->spec.category_drop = optarg; break;
+		case 's': o->splits = optarg; break;
+		case O_DROP_UNLABELLED: o->drop_unlabelled = true; break;
+		case 'o': o->output = optarg; break;
+		case O_KEYS_ONLY: o->keys_only = true; break;
+		case O_AUDIO_DIR: o->audio_dir = optarg; break;
+		case O_STATS: o->stats = true; break;
+		case 'j': o->json = true; break;
+		case 'v': o->verbose = true; break;
+		case O_PROGRESS: o->progress = true; break;
 		case O_MAX_RECORD:
-			if (!cli_parse_size(optarg, &o.max_record))
+			if (!cli_parse_size(optarg, &o->max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
 			break;
 		case O_HELP: cli_help(usage);
@@ -617,35 +650,16 @@ int main(int argc, char **argv)
 		default: cli_usage_error(prog, "unknown option");
 		}
 	}
-	if (!o.corpus == !o.csv)
-		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
-	if (o.keys_only && o.stats)
-		cli_usage_error(prog, "--keys-only and --stats are separate modes");
+	check_args(argc, argv, o, categorical);
+}
+
+
+int main(int argc, char **argv)
+{
+	options o;
+	parse_args(argc, argv, &o);
 	bool filter = !o.keys_only && !o.stats;
-	if (filter && !o.task)
-		cli_usage_error(prog, "--task is needed to label a stream (or use --keys-only or --stats)");
-	if (o.stats && o.task)
-		cli_usage_error(prog, "--stats covers arousal, valence and dominance; it takes no --task");
-	if (o.audio_dir && !o.keys_only)
-		cli_usage_error(prog, "--audio-dir goes with --keys-only");
-	if (o.json && !o.stats)
-		cli_usage_error(prog, "--json goes with --stats");
-	if (!filter && (o.drop_unlabelled || o.verbose || o.progress || o.max_record))
-		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
-	if (optind < argc - (filter ? 1 : 0))
-		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
-	o.input = optind < argc ? argv[optind] : "-";
-	if (o.task && labels_task_parse(o.task, &o.spec))
-		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
-		                o.task);
-	o.spec.categorical = categorical;
-	if (categorical && (!o.task || o.spec.kind != LABELS_COLUMN))
-		cli_usage_error(prog, "--categorical goes with a column:NAME task");
 	char err[512];
-	if (labels_task_check(&o.spec, err, sizeof err))
-		cli_usage_error(prog, "%s", err);
-	if (filter && o.csv && strcmp(o.csv, "-") == 0 && strcmp(o.input, "-") == 0)
-		cli_usage_error(prog, "the label file and the stream cannot both be stdin");
 	cli_stdout_init();
 
 	o.src.path = o.corpus ? corpus_labels(o.corpus) : o.csv;
