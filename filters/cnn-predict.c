@@ -1,5 +1,5 @@
 /* cnn-predict - apply a trained Cnn14 checkpoint to log-Mel streams, labelled or not. */
-#include <getopt.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "evaluate.h"
 #include "feature_params.h"
 #include "nn_pool.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "cnn-predict";
@@ -24,17 +25,9 @@ static const char usage[] =
 	"'key predicted p_NAME...').  With --stream, an item stream instead: per item\n"
 	"the tensor 'posteriors' (in the order of params.predict.classes) and the\n"
 	"field 'predicted'; the item's other fields (e.g. a label) are kept.\n"
-	"\n"
-	"  -o, --output FILE   write to FILE atomically (default stdout)\n"
-	"      --stream        write an item stream instead of TSV\n"
-	"      --embedding     with --stream: also the tensor 'embedding', PANNs'\n"
-	"                      embedding output ReLU(fc1), 2048 values at full width\n"
-	"      --pad-short     pad items shorter than 32 frames (0.32 s) with the\n"
-	"                      log-Mel of digital silence (else they are an error)\n"
-	"      --threads N     threads (default 0: the cores this process may use)\n"
-	"      --max-record N  record size limit in bytes (K/M/G suffix)\n"
-	"      --progress      progress on stderr even when it is not a terminal\n"
-	"      --help, --version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"Example (one recording to a prediction):\n"
 	"  audio-read talk.wav | melspec | cnn-predict runs/all/best.ckpt\n"
@@ -48,48 +41,36 @@ typedef struct {
 	size_t max_record;
 } options;
 
+#define F(field) offsetof(options, field)
+static const opt_desc options_table[] = {
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
+	{"stream", 0, OPT_FLAG, F(stream), .help = "write an item stream instead of TSV"},
+	{"embedding", 0, OPT_FLAG, F(embedding),
+	 .help = "with --stream: also the tensor 'embedding', PANNs'\nembedding output ReLU(fc1), 2048 values at full width"},
+	{"pad-short", 0, OPT_FLAG, F(pad_short),
+	 .help = "pad items shorter than 32 frames (0.32 s) with the\nlog-Mel of digital silence (else they are an error)"},
+	{"threads", 0, OPT_INT, F(threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N",
+	 .help = "threads; 0: the cores this process may use"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
+	 .help = "record size limit in bytes (K/M/G suffix)"},
+	{"progress", 0, OPT_FLAG, F(progress), .help = "progress on stderr even when it is not a terminal"},
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"cnn-predict", options_table, usage, epilog};
+
 static void parse_args(int argc, char **argv, options *o)
 {
-	enum { O_STREAM = 256, O_EMB, O_PAD, O_THREADS, O_MAXREC, O_PROGRESS };
-	static const struct option opts[] = {
-		{"output", required_argument, 0, 'o'}, {"stream", no_argument, 0, O_STREAM},
-		{"embedding", no_argument, 0, O_EMB},  {"pad-short", no_argument, 0, O_PAD},
-		{"threads", required_argument, 0, O_THREADS}, {"max-record", required_argument, 0, O_MAXREC},
-		{"progress", no_argument, 0, O_PROGRESS}, {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
-	};
 	memset(o, 0, sizeof *o);
-	long v;
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o': o->output = optarg; break;
-		case O_STREAM: o->stream = true; break;
-		case O_EMB: o->embedding = true; break;
-		case O_PAD: o->pad_short = true; break;
-		case O_THREADS:
-			if (!cli_parse_long(optarg, 0, NN_MAX_THREADS, &v))
-				cli_usage_error(prog, "--threads: '%s' is not a thread count (0 for all cores, at most %d)", optarg, NN_MAX_THREADS);
-			o->threads = (int)v;
-			break;
-		case O_MAXREC:
-			if (!cli_parse_size(optarg, &o->max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case O_PROGRESS: o->progress = true; break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		case ':': cli_usage_error(prog, "%s: needs an argument", argv[optind - 1]);
-		default: cli_usage_error(prog, "%s: unknown option", argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, NULL);
+	if (first >= argc)
 		cli_usage_error(prog, "need a checkpoint");
-	if (argc - optind > 2)
-		cli_usage_error(prog, "unexpected argument '%s'", argv[optind + 2]);
-	o->ckpt = argv[optind];
-	o->input = optind + 1 < argc ? argv[optind + 1] : "-";
+	if (argc - first > 2)
+		cli_usage_error(prog, "unexpected argument '%s'", argv[first + 2]);
+	o->ckpt = argv[first];
+	o->input = first + 1 < argc ? argv[first + 1] : "-";
 	if (!strcmp(o->ckpt, "-") && !strcmp(o->input, "-"))
 		cli_usage_error(prog, "stdin can be read only once: name the checkpoint or the stream");
 	if (o->embedding && !o->stream)
