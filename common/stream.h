@@ -2,7 +2,8 @@
  * stream.h - the sertools tensor stream (specification: formats/stream.md).
  *
  * A stream is a sequence of msgpack maps: one header, any number of items,
- * one end record that carries the item count.  Tensors are encoded exactly
+ * one end record that carries the item count (and, optionally, stats known
+ * only at the end, such as class counts).  Tensors are encoded exactly
  * as msgpack_numpy encodes numpy arrays, so Python reads a stream with
  * msgpack + msgpack_numpy and nothing else.
  *
@@ -157,6 +158,10 @@ const sv *st_reader_params(const st_reader *r);
  * read and its count verified (and nothing follows it), or an error; after
  * an error the reader is unusable and it is left empty. */
 int st_reader_next(st_reader *r, st_item *it);
+/* The end record's "stats" map (counts such as binlabels' class_counts),
+ * once st_reader_next has returned ST_END; NULL before that or when the
+ * end record has none.  Owned by the reader. */
+const sv *st_reader_end_stats(const st_reader *r);
 const char *st_reader_error(const st_reader *r);
 const char *st_reader_name(const st_reader *r);
 uint64_t st_reader_items(const st_reader *r);
@@ -182,6 +187,9 @@ sv *st_header_params(sv *header);
  * summed, other stats kept when equal, and dropped when they differ or a
  * sum overflows. */
 int st_header_merge(sv *out, const sv *in, const char *name, char *err);
+/* Folds the stats map in (NULL: none) into acc, as above: counts summed,
+ * equal values kept, the rest dropped from acc.  For end-record stats too. */
+void st_stats_merge(sv *acc, const sv *in);
 /* The sample rate of a waveform stream, the one rule every program applies:
  * params.sample_rate is an integer in 1..INT_MAX (Hz).  ST_OK, or
  * ST_ERR_FORMAT and "NAME: header: no valid sample_rate param: why" in err
@@ -206,6 +214,10 @@ int st_writer_put(st_writer *w, const st_item *it);
 int st_writer_close(st_writer *w, char *err);
 /* Drops the output and frees w: a file target leaves no file behind. */
 void st_writer_abort(st_writer *w);
+/* The "stats" map of the end record, to fill before st_writer_close with
+ * what is known only at the end (binlabels' class_counts); written only
+ * when not empty.  NULL when out of memory.  Owned by the writer. */
+sv *st_writer_end_stats(st_writer *w);
 /* The message of the last failed st_writer_put. */
 const char *st_writer_error(const st_writer *w);
 uint64_t st_writer_items(const st_writer *w);

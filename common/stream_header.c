@@ -87,6 +87,20 @@ bool st_counts_add_(sv *a, const sv *b)
 	return true;
 }
 
+void st_stats_merge(sv *acc, const sv *in)
+{
+	for (size_t i = 0; i < acc->u.map.n;) {
+		const char *k = acc->u.map.keys[i];
+		sv *a = acc->u.map.vals[i];
+		const sv *b = in && in->kind == SV_MAP ? sv_get(in, k) : NULL;
+		/* a count that overflows is no count: dropped (an array of them kept when equal) */
+		if (b && (st_counts_add_(a, b) || ((a->kind != SV_INT || b->kind != SV_INT) && sv_equal(a, b))))
+			i++;
+		else
+			sv_unset(acc, k);
+	}
+}
+
 /* Every param of one map must be in the other, equal. */
 static int params_agree(const sv *p0, const sv *p1, const char *name, char *err)
 {
@@ -116,19 +130,8 @@ int st_header_merge(sv *out, const sv *in, const char *name, char *err)
 	if (rc)
 		return rc;
 	sv *s0 = sv_get(out, "stats");
-	const sv *s1 = sv_get(in, "stats");
-	if (!s0 || s0->kind != SV_MAP)
-		return ST_OK;
-	for (size_t i = 0; i < s0->u.map.n;) {
-		const char *k = s0->u.map.keys[i];
-		sv *a = s0->u.map.vals[i];
-		const sv *b = s1 && s1->kind == SV_MAP ? sv_get(s1, k) : NULL;
-		/* a count that overflows is no count: dropped (an array of them kept when equal) */
-		if (b && (st_counts_add_(a, b) || ((a->kind != SV_INT || b->kind != SV_INT) && sv_equal(a, b))))
-			i++;
-		else
-			sv_unset(s0, k);
-	}
+	if (s0 && s0->kind == SV_MAP)
+		st_stats_merge(s0, sv_get(in, "stats"));
 	return ST_OK;
 }
 

@@ -70,6 +70,7 @@ struct st_reader {
 	bool in_end;            /* the record being parsed says it is the end record */
 	sv *header;
 	sv *empty_params;
+	sv *end_stats;          /* the end record's stats, when it has them */
 	void *spare;            /* a payload buffer of the previous item, reused */
 	size_t spare_len;
 	char err[ST_ERRLEN];
@@ -85,6 +86,7 @@ struct st_writer {
 	unsigned char *buf;
 	size_t len;
 	uint64_t items;
+	sv *end_stats;          /* stats for the end record (st_writer_end_stats) */
 	char err[ST_ERRLEN];
 };
 

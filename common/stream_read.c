@@ -385,7 +385,7 @@ static void recycle(st_reader *r, st_item *it)
 	}
 }
 
-static const char *const end_keys[] = {"type", "count", NULL};
+static const char *const end_keys[] = {"type", "count", "stats", NULL};
 
 int st_reader_next(st_reader *r, st_item *it)
 {
@@ -399,7 +399,7 @@ int st_reader_next(st_reader *r, st_item *it)
 	int rc = mp_read_record(r, &rec);
 	if (rc == 1)
 		return mp_fail(r, ST_ERR_TRUNCATED,
-		            "truncated stream: input ends after %llu items without an end record (did the producer mp_fail?)",
+		            "truncated stream: input ends after %llu items without an end record (did the producer fail?)",
 		            (unsigned long long)r->items);
 	if (rc)
 		return rc;
@@ -424,6 +424,15 @@ int st_reader_next(st_reader *r, st_item *it)
 			rc = mp_fail(r, ST_ERR_FORMAT, "unknown end record entry '%.100s'", other);
 			sv_free(rec);
 			return rc;
+		}
+		sv *stats = sv_get(rec, "stats");
+		if (stats && stats->kind != SV_MAP) {
+			sv_free(rec);
+			return mp_fail(r, ST_ERR_FORMAT, "end record: 'stats' is not a map");
+		}
+		if (stats && !(r->end_stats = sv_copy(stats))) {
+			sv_free(rec);
+			return mp_fail(r, ST_ERR_NOMEM, "out of memory");
 		}
 		sv_free(rec);
 		if (!ok)
@@ -451,6 +460,7 @@ int st_reader_next(st_reader *r, st_item *it)
 	return rc;
 }
 
+const sv *st_reader_end_stats(const st_reader *r) { return r->done ? r->end_stats : NULL; }
 const char *st_reader_error(const st_reader *r) { return r->err; }
 const char *st_reader_name(const st_reader *r) { return r->name; }
 uint64_t st_reader_items(const st_reader *r) { return r->items; }
@@ -466,6 +476,7 @@ void st_reader_close(st_reader *r)
 	free(r->buf);
 	free(r->spare);
 	sv_free(r->header);
+	sv_free(r->end_stats);
 	sv_free(r->empty_params);
 	free(r);
 }

@@ -126,8 +126,11 @@ int st_writer_put(st_writer *w, const st_item *it)
 int st_writer_close(st_writer *w, char *err)
 {
 	int rc = ST_OK;
-	if (!w->failed && (mp_pack_map(w, 2) || mp_pack_key(w, "type") || mp_pack_str(w, "end") || mp_pack_key(w, "count") ||
-	                   mp_pack_uint(w, w->items) || mp_flush_with(w, NULL, 0)))
+	bool stats = w->end_stats && w->end_stats->u.map.n > 0;
+	if (!w->failed && (mp_pack_map(w, stats ? 3 : 2) || mp_pack_key(w, "type") || mp_pack_str(w, "end") ||
+	                   mp_pack_key(w, "count") || mp_pack_uint(w, w->items) ||
+	                   (stats && (mp_pack_key(w, "stats") || mp_pack_value(w, w->end_stats, 1))) ||
+	                   mp_flush_with(w, NULL, 0)))
 		rc = ST_ERR_IO;
 	if (w->failed)
 		rc = w->code;
@@ -141,6 +144,7 @@ int st_writer_close(st_writer *w, char *err)
 	}
 	if (rc != ST_OK && err)
 		snprintf(err, ST_ERRLEN, "%s", w->err[0] ? w->err : "write error");
+	sv_free(w->end_stats);
 	free(w->buf);
 	free(w->name);
 	free(w);
@@ -153,9 +157,17 @@ void st_writer_abort(st_writer *w)
 		return;
 	if (!w->to_stdout && w->af.tmp)
 		atomic_abort(&w->af);
+	sv_free(w->end_stats);
 	free(w->buf);
 	free(w->name);
 	free(w);
+}
+
+sv *st_writer_end_stats(st_writer *w)
+{
+	if (!w->end_stats)
+		w->end_stats = sv_map();
+	return w->end_stats;
 }
 
 const char *st_writer_error(const st_writer *w) { return w->err; }

@@ -1,13 +1,11 @@
 /* binlabels - labels from an MSP-Podcast-style CSV onto stream items; key lists; label statistics. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -45,7 +43,7 @@ static const char usage[] =
 	"  -s, --split LIST        only rows of these splits (comma list, e.g.\n"
 	"                          Train,Validation)\n"
 	"      --drop-unlabelled   drop items that have no label, with a count on stderr;\n"
-	"                          without it they are an error and nothing is written\n"
+	"                          without it they are an error and the output is abandoned\n"
 	"Modes and output:\n"
 	"  -o, --output FILE       write to FILE atomically (default stdout)\n"
 	"      --keys-only         print the keys of the selected rows, one a line\n"
@@ -128,8 +126,8 @@ static void set_field(st_item *it, const char *name, sv *v)
 	need(st_item_set_field(it, name, v));
 }
 
-/* Decides one item's fate; with attach, a passing item gets its fields. */
-static int join_flow(join_state *s, st_item *it, bool attach)
+/* Decides one item's fate; a passing item gets its fields. */
+static int join_flow(join_state *s, st_item *it)
 {
 	s->read++;
 	ptrdiff_t row = labels_find(s->lb, it->key);
@@ -151,8 +149,6 @@ static int join_flow(join_state *s, st_item *it, bool attach)
 	if (outcome != ITEM_PASS)
 		return outcome;
 	s->class_counts[cls]++;
-	if (!attach)
-		return outcome;
 	size_t r = (size_t)row;
 	set_field(it, "label", sv_int(cls));
 	set_field(it, "class", sv_str(labels_task_class(s->task, (size_t)cls)));
@@ -172,8 +168,8 @@ static int join_flow(join_state *s, st_item *it, bool attach)
 	return outcome;
 }
 
-/* After the first pass: unlabelled items are an error unless dropped. */
-static void join_drain(join_state *s, const options *o, const char *input, void (*undo)(void *), void *undo_arg)
+/* At the end of the input: unlabelled items are an error unless dropped. */
+static void join_drain(join_state *s, const options *o, const char *input)
 {
 	uint64_t no_row = s->outcome[ITEM_NO_ROW], no_value = s->outcome[ITEM_NO_VALUE];
 	if (!no_row && !no_value)
@@ -181,13 +177,11 @@ static void join_drain(join_state *s, const options *o, const char *input, void 
 	char what[300];
 	snprintf(what, sizeof what, "%llu with no row in %s, %llu with no value in column %s", (unsigned long long)no_row,
 	         labels_path(s->lb), (unsigned long long)no_value, labels_task_column(s->task));
-	if (!o->drop_unlabelled) {
-		if (undo)
-			undo(undo_arg);
+	if (!o->drop_unlabelled)
 		cli_die(prog, EXIT_RUNTIME,
-		        "%s: %llu items have no %s label (%s): %s; nothing written (--drop-unlabelled drops them)", input,
-		        (unsigned long long)(no_row + no_value), labels_task_name(s->task), what, s->missing);
-	}
+		        "%s: %llu items have no %s label (%s): %s; output abandoned, without its end record "
+		        "(--drop-unlabelled drops them)",
+		        input, (unsigned long long)(no_row + no_value), labels_task_name(s->task), what, s->missing);
 	cli_warn(prog, "%s: dropped %llu items that have no %s label (%s): %s", input,
 	         (unsigned long long)(no_row + no_value), labels_task_name(s->task), what, s->missing);
 }
@@ -222,17 +216,17 @@ static void join_stop(join_state *s)
 
 /* ---- filter mode ---- */
 
-static sv *output_header(const sv *in, const labels_task *task, const options *o, const uint64_t *counts, int argc,
-                         char **argv)
+/* The input's header with the task, its classes and the label source in
+ * params.  The class counts go in the end record (stats.class_counts); a
+ * header's own, from an earlier labelling, would be stale. */
+static sv *output_header(const sv *in, const labels_task *task, const options *o, int argc, char **argv)
 {
 	sv *h = st_header_derive(in, prog, argc, argv);
 	need(!h);
-	sv *params = st_header_params(h), *classes = sv_array(), *src = sv_map(), *cc = sv_array();
-	need(!params || !classes || !src || !cc);
-	for (size_t c = 0; c < labels_task_nclasses(task); c++) {
+	sv *params = st_header_params(h), *classes = sv_array(), *src = sv_map();
+	need(!params || !classes || !src);
+	for (size_t c = 0; c < labels_task_nclasses(task); c++)
 		need(sv_push(classes, sv_str(labels_task_class(task, c))));
-		need(sv_push(cc, sv_int((int64_t)counts[c])));
-	}
 	need(sv_set(src, "file", sv_str(o->label_path)));
 	need(sv_set(src, "key", sv_str(o->src.key_column)));
 	need(sv_set(src, "column", sv_str(labels_task_column(task))));
@@ -251,155 +245,70 @@ static sv *output_header(const sv *in, const labels_task *task, const options *o
 	need(sv_set(params, "task", sv_str(labels_task_name(task))));
 	need(sv_set(params, "classes", classes));
 	need(sv_set(params, "label_source", src));
-	if (!sv_get(h, "stats"))
-		need(sv_set(h, "stats", sv_map()));
-	need(sv_set(sv_get(h, "stats"), "class_counts", cc));
+	sv *stats = sv_get(h, "stats");
+	if (stats)
+		sv_unset(stats, "class_counts");
 	return h;
 }
 
-typedef struct {
-	st_writer *w;
-	char *path;
-} spool;
-
-static void spool_discard(void *arg)
+static void die_abandoning(st_writer *w, const char *msg)
 {
-	spool *sp = arg;
-	if (sp->w)
-		st_writer_abort(sp->w);
-	sp->w = NULL;
-	if (sp->path)
-		unlink(sp->path);
+	char copy[ST_ERRLEN];
+	snprintf(copy, sizeof copy, "%s", msg);
+	st_writer_abort(w);
+	cli_die(prog, EXIT_RUNTIME, "%s", copy);
 }
 
-/* Pass 2 can read the input again when it is a regular file. */
-static bool rereadable(const char *input, off_t *start)
-{
-	struct stat st;
-	if (strcmp(input, "-") != 0)
-		return stat(input, &st) == 0 && S_ISREG(st.st_mode);
-	if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
-	*start = lseek(0, 0, SEEK_CUR);
-	return *start >= 0;
-}
-
+/* One pass: each labelled item is written as it comes.  The first
+ * unlabelled one (without --drop-unlabelled) abandons the output: a file
+ * target never appears, a pipe never gets its end record, so no reader
+ * takes it for a dataset; the rest is read only to count for the message. */
 static void run_filter(const options *o, const labels *lb, const labels_task *task, const bool *split_use, int argc,
                        char **argv)
 {
 	char err[ST_ERRLEN];
-	cli_progress progress;
-	off_t start = 0;
-	bool reread = rereadable(o->input, &start);
+	st_reader *r = st_reader_open(o->input, o->max_record, 0, err);
+	if (!r)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv *header = output_header(st_reader_header(r), task, o, argc, argv);
+	st_writer *w = st_writer_open(o->output, header, err);
+	if (!w)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv_free(header);
 	join_state js;
 	join_start(&js, lb, task, split_use);
 	st_item it;
 	if (st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
-
-	/* Pass 1: the class counts go into the header and unlabelled items stop
-	 * the run before anything is written.  A pipe is spooled meanwhile. */
-	st_reader *r = st_reader_open(o->input, o->max_record, 0, err);
-	if (!r)
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	char *input_name = strdup(st_reader_name(r));
-	if (!input_name)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	spool sp = {0};
-	if (!reread) {
-		const char *dir = getenv("TMPDIR");
-		if (!dir || !*dir)
-			dir = "/tmp";
-		if (!(sp.path = malloc(strlen(dir) + 32)))
-			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		sprintf(sp.path, "%s/binlabels-spool.XXXXXX", dir);
-		int fd = mkstemp(sp.path);
-		if (fd < 0)
-			cli_die(prog, EXIT_RUNTIME, "%s: %s (the spool for a piped input; set TMPDIR)", sp.path,
-			        strerror(errno));
-		close(fd);
-		if (!(sp.w = st_writer_open(sp.path, st_reader_header(r), err))) {
-			unlink(sp.path);
-			cli_die(prog, EXIT_RUNTIME, "spool: %s", err);
-		}
-	}
+	cli_progress progress;
 	cli_progress_init(&progress, prog, o->progress);
 	int rc;
 	while ((rc = st_reader_next(r, &it)) == ST_OK) {
-		if (join_flow(&js, &it, !reread) == ITEM_PASS && sp.w && st_writer_put(sp.w, &it)) {
-			snprintf(err, sizeof err, "spool: %s", st_writer_error(sp.w));
-			spool_discard(&sp);
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
+		int outcome = join_flow(&js, &it);
+		if (w && outcome == ITEM_PASS && st_writer_put(w, &it))
+			die_abandoning(w, st_writer_error(w));
+		if (w && !o->drop_unlabelled && (outcome == ITEM_NO_ROW || outcome == ITEM_NO_VALUE)) {
+			st_writer_abort(w);
+			w = NULL;
 		}
 		cli_progress_update(&progress, js.read, 0, "items read");
 	}
-	if (rc != ST_END) {
-		snprintf(err, sizeof err, "%s", st_reader_error(r));
-		spool_discard(&sp);
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	}
-	sv *header = output_header(st_reader_header(r), task, o, js.class_counts, argc, argv);
-	st_reader_close(r);
-	join_drain(&js, o, input_name, spool_discard, &sp);
-	if (sp.w) {
-		int crc = st_writer_close(sp.w, err);
-		sp.w = NULL;
-		if (crc) {
-			spool_discard(&sp);
-			cli_die(prog, EXIT_RUNTIME, "spool: %s", err);
-		}
-	}
-
-	/* Pass 2 */
-	if (reread) {
-		if (strcmp(o->input, "-") == 0 && lseek(0, start, SEEK_SET) != start)
-			cli_die(prog, EXIT_RUNTIME, "stdin: cannot seek back for the second pass: %s", strerror(errno));
-		r = st_reader_open(o->input, o->max_record, 0, err);
-	} else {
-		r = st_reader_open(sp.path, o->max_record, 0, err);
-		unlink(sp.path);
-	}
-	if (!r)
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	st_writer *w = st_writer_open(o->output, header, err);
-	if (!w)
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	join_state again;
-	join_start(&again, lb, task, split_use);
-	while ((rc = st_reader_next(r, &it)) == ST_OK) {
-		if (reread && join_flow(&again, &it, true) != ITEM_PASS)
-			continue;
-		if (st_writer_put(w, &it)) {
-			snprintf(err, sizeof err, "%s", st_writer_error(w));
-			st_writer_abort(w);
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		}
-		cli_progress_update(&progress, st_writer_items(w), js.outcome[ITEM_PASS], "items written");
-	}
-	bool changed = reread && (again.read != js.read ||
-	                          memcmp(again.outcome, js.outcome, sizeof js.outcome) != 0 ||
-	                          memcmp(again.class_counts, js.class_counts,
-	                                 labels_task_nclasses(task) * sizeof *js.class_counts) != 0);
-	if (rc != ST_END || changed) {
-		snprintf(err, sizeof err, "%s", rc != ST_END ? st_reader_error(r) : "");
-		st_writer_abort(w);
-		if (rc != ST_END)
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		cli_die(prog, EXIT_RUNTIME, "%s: the input changed between the two passes over it; nothing written",
-		        input_name);
-	}
-	st_reader_close(r);
+	if (rc != ST_END)
+		die_abandoning(w, st_reader_error(r));
+	join_drain(&js, o, st_reader_name(r));
+	sv *counts = sv_array(), *end = st_writer_end_stats(w);
+	need(!counts || !end);
+	for (size_t c = 0; c < labels_task_nclasses(task); c++)
+		need(sv_push(counts, sv_int((int64_t)js.class_counts[c])));
+	need(sv_set(end, "class_counts", counts));
 	if (st_writer_close(w, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	cli_progress_done(&progress, js.outcome[ITEM_PASS], "items written");
 	if (o->verbose)
-		join_report(&js, input_name);
-	join_stop(&again);
+		join_report(&js, st_reader_name(r));
 	join_stop(&js);
 	st_item_free(&it);
-	sv_free(header);
-	free(sp.path);
-	free(input_name);
+	st_reader_close(r);
 }
 
 /* ---- text modes ---- */
@@ -633,7 +542,42 @@ static bool *select_splits(const labels *lb, const char *list)
 	return use;
 }
 
-int main(int argc, char **argv)
+/* The combinations of options that make no sense, and the task spec. */
+static void check_args(int argc, char **argv, options *o, bool categorical)
+{
+	if (!o->corpus == !o->csv)
+		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
+	if (o->keys_only && o->stats)
+		cli_usage_error(prog, "--keys-only and --stats are separate modes");
+	bool filter = !o->keys_only && !o->stats;
+	if (filter && !o->task)
+		cli_usage_error(prog, "--task is needed to label a stream (or use --keys-only or --stats)");
+	if (o->stats && o->task)
+		cli_usage_error(prog, "--stats covers arousal, valence and dominance; it takes no --task");
+	if (o->audio_dir && !o->keys_only)
+		cli_usage_error(prog, "--audio-dir goes with --keys-only");
+	if (o->json && !o->stats)
+		cli_usage_error(prog, "--json goes with --stats");
+	if (!filter && (o->drop_unlabelled || o->verbose || o->progress || o->max_record))
+		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
+	if (optind < argc - (filter ? 1 : 0))
+		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
+	o->input = optind < argc ? argv[optind] : "-";
+	if (o->task && labels_task_parse(o->task, &o->spec))
+		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
+		                o->task);
+	o->spec.categorical = categorical;
+	if (categorical && (!o->task || o->spec.kind != LABELS_COLUMN))
+		cli_usage_error(prog, "--categorical goes with a column:NAME task");
+	char err[512];
+	if (labels_task_check(&o->spec, err, sizeof err))
+		cli_usage_error(prog, "%s", err);
+	if (filter && o->csv && strcmp(o->csv, "-") == 0 && strcmp(o->input, "-") == 0)
+		cli_usage_error(prog, "the label file and the stream cannot both be stdin");
+}
+
+/* Options into o (its spec parsed and checked); every usage error here. */
+static void parse_args(int argc, char **argv, options *o)
 {
 	enum {
 		O_CSV = 256, O_KEY_VERBATIM, O_SPLIT_COLUMN, O_SPEAKER_COLUMN, O_EDGES, O_RANGE, O_CATEGORICAL,
@@ -666,39 +610,39 @@ int main(int argc, char **argv)
 		{"version", no_argument, 0, O_VERSION},
 		{0, 0, 0, 0},
 	};
-	options o = {0};
-	labels_task_spec_init(&o.spec);
-	o.src.key_column = LABELS_MSP_KEY;
-	o.src.split_column = LABELS_MSP_SPLIT;
-	o.src.split_optional = true;
-	o.src.speaker_column = LABELS_MSP_SPEAKER;
-	o.src.speaker_optional = true;
+	*o = (options){0};
+	labels_task_spec_init(&o->spec);
+	o->src.key_column = LABELS_MSP_KEY;
+	o->src.split_column = LABELS_MSP_SPLIT;
+	o->src.split_optional = true;
+	o->src.speaker_column = LABELS_MSP_SPEAKER;
+	o->src.speaker_optional = true;
 	bool categorical = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:k:t:s:o:jv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o.corpus = optarg; break;
-		case O_CSV: o.csv = optarg; break;
-		case 'k': o.src.key_column = optarg; break;
-		case O_KEY_VERBATIM: o.src.key_verbatim = true; break;
-		case O_SPLIT_COLUMN: o.src.split_column = optarg, o.src.split_optional = false; break;
-		case O_SPEAKER_COLUMN: o.src.speaker_column = optarg, o.src.speaker_optional = false; break;
-		case 't': o.task = optarg; break;
-		case O_EDGES: parse_pair("--edges", optarg, o.spec.edges); break;
-		case O_RANGE: parse_pair("--range", optarg, o.spec.range); break;
+		case 'c': o->corpus = optarg; break;
+		case O_CSV: o->csv = optarg; break;
+		case 'k': o->src.key_column = optarg; break;
+		case O_KEY_VERBATIM: o->src.key_verbatim = true; break;
+		case O_SPLIT_COLUMN: o->src.split_column = optarg, o->src.split_optional = false; break;
+		case O_SPEAKER_COLUMN: o->src.speaker_column = optarg, o->src.speaker_optional = false; break;
+		case 't': o->task = optarg; break;
+		case O_EDGES: parse_pair("--edges", optarg, o->spec.edges); break;
+		case O_RANGE: parse_pair("--range", optarg, o->spec.range); break;
 		case O_CATEGORICAL: categorical = true; break;
-		case O_CATEGORY_DROP: o.spec.category_drop = optarg; break;
-		case 's': o.splits = optarg; break;
-		case O_DROP_UNLABELLED: o.drop_unlabelled = true; break;
-		case 'o': o.output = optarg; break;
-		case O_KEYS_ONLY: o.keys_only = true; break;
-		case O_AUDIO_DIR: o.audio_dir = optarg; break;
-		case O_STATS: o.stats = true; break;
-		case 'j': o.json = true; break;
-		case 'v': o.verbose = true; break;
-		case O_PROGRESS: o.progress = true; break;
+		case O_CATEGORY_DROP: o->spec.category_drop = optarg; break;
+		case 's': o->splits = optarg; break;
+		case O_DROP_UNLABELLED: o->drop_unlabelled = true; break;
+		case 'o': o->output = optarg; break;
+		case O_KEYS_ONLY: o->keys_only = true; break;
+		case O_AUDIO_DIR: o->audio_dir = optarg; break;
+		case O_STATS: o->stats = true; break;
+		case 'j': o->json = true; break;
+		case 'v': o->verbose = true; break;
+		case O_PROGRESS: o->progress = true; break;
 		case O_MAX_RECORD:
-			if (!cli_parse_size(optarg, &o.max_record))
+			if (!cli_parse_size(optarg, &o->max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
 			break;
 		case O_HELP: cli_help(usage);
@@ -706,35 +650,16 @@ int main(int argc, char **argv)
 		default: cli_usage_error(prog, "unknown option");
 		}
 	}
-	if (!o.corpus == !o.csv)
-		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
-	if (o.keys_only && o.stats)
-		cli_usage_error(prog, "--keys-only and --stats are separate modes");
+	check_args(argc, argv, o, categorical);
+}
+
+
+int main(int argc, char **argv)
+{
+	options o;
+	parse_args(argc, argv, &o);
 	bool filter = !o.keys_only && !o.stats;
-	if (filter && !o.task)
-		cli_usage_error(prog, "--task is needed to label a stream (or use --keys-only or --stats)");
-	if (o.stats && o.task)
-		cli_usage_error(prog, "--stats covers arousal, valence and dominance; it takes no --task");
-	if (o.audio_dir && !o.keys_only)
-		cli_usage_error(prog, "--audio-dir goes with --keys-only");
-	if (o.json && !o.stats)
-		cli_usage_error(prog, "--json goes with --stats");
-	if (!filter && (o.drop_unlabelled || o.verbose || o.progress || o.max_record))
-		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
-	if (optind < argc - (filter ? 1 : 0))
-		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
-	o.input = optind < argc ? argv[optind] : "-";
-	if (o.task && labels_task_parse(o.task, &o.spec))
-		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
-		                o.task);
-	o.spec.categorical = categorical;
-	if (categorical && (!o.task || o.spec.kind != LABELS_COLUMN))
-		cli_usage_error(prog, "--categorical goes with a column:NAME task");
 	char err[512];
-	if (labels_task_check(&o.spec, err, sizeof err))
-		cli_usage_error(prog, "%s", err);
-	if (filter && o.csv && strcmp(o.csv, "-") == 0 && strcmp(o.input, "-") == 0)
-		cli_usage_error(prog, "the label file and the stream cannot both be stdin");
 	cli_stdout_init();
 
 	o.src.path = o.corpus ? corpus_labels(o.corpus) : o.csv;

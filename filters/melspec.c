@@ -1,8 +1,6 @@
 /* melspec - waveform items in, log-Mel spectrogram items out (PANNs Cnn14 front end). */
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include "cli.h"
 #include "melspec.h"
 #include "nn_pool.h"
+#include "omap.h"
 #include "stream.h"
 
 static const char *prog = "melspec";
@@ -52,83 +51,52 @@ static const char usage[] =
 	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
 	"  melspec -j 2 -o feats.msgpack wave.msgpack\n";
 
-#define MSGLEN (ST_ERRLEN + 256)
-
-/* Shared by the workers.  Each worker reads its next item under rlock,
- * computes it, then writes it when next_write reaches its sequence number,
- * so the output keeps the input order.  The first error by item order
- * wins, which makes the message the same for any -j. */
+/* What every worker shares, read-only. */
 typedef struct {
-	st_reader *r;
-	st_writer *w;
-	const char *out_name;
+	const char *in_name;  /* the input's name, for messages */
+	const char *out_name; /* "logmel" or "mel" */
 	bool pad_short;
-	pthread_mutex_t rlock;
-	uint64_t next_read;
-	bool eof;
-	pthread_mutex_t wlock;
-	pthread_cond_t turn;
-	uint64_t next_write;
-	atomic_bool stop;
-	bool failed;
-	uint64_t err_seq;
-	char err[MSGLEN];
-	cli_progress progress;
-} shared;
+} job;
 
+/* One worker's own state (omap.h): its FFT plan and --pad-short buffer. */
 typedef struct {
-	shared *sh;
+	const job *job;
 	melspec *m;
-	st_item it;
 	float *padded; /* --pad-short copy, min_samples long */
-	pthread_t thread;
 } worker;
 
-static void set_error(shared *sh, uint64_t seq, const char *msg)
+/* Replaces the item's wave by its spectrogram (an omap_fn).  0, or -1 with msg. */
+static int transform(void *ctx, st_item *it, uint64_t seq, char *msg)
 {
-	pthread_mutex_lock(&sh->wlock);
-	if (!sh->failed || seq < sh->err_seq) {
-		sh->failed = true;
-		sh->err_seq = seq;
-		snprintf(sh->err, sizeof sh->err, "%s", msg);
-	}
-	atomic_store(&sh->stop, true);
-	pthread_cond_broadcast(&sh->turn);
-	pthread_mutex_unlock(&sh->wlock);
-}
-
-/* Replaces the item's wave by its spectrogram.  0, or -1 with msg. */
-static int transform(worker *wk, uint64_t seq, char *msg)
-{
-	shared *sh = wk->sh;
-	st_item *it = &wk->it;
+	worker *wk = ctx;
+	const job *jb = wk->job;
 	const melspec_config *c = melspec_get_config(wk->m);
 	char where[ST_ERRLEN];
-	snprintf(where, sizeof where, "%s: item %llu: key '%s'", st_reader_name(sh->r), (unsigned long long)seq + 1,
+	snprintf(where, sizeof where, "%s: item %llu: key '%s'", jb->in_name, (unsigned long long)seq + 1,
 	         it->key);
 	const st_tensor *t = st_item_tensor(it, "wave");
 	if (!t) {
-		snprintf(msg, MSGLEN, "%s: no 'wave' tensor", where);
+		snprintf(msg, OMAP_MSGLEN, "%s: no 'wave' tensor", where);
 		return -1;
 	}
 	if (t->dtype != ST_F32 || t->ndim != 1) {
-		snprintf(msg, MSGLEN, "%s: tensor 'wave' is %s with %d dimensions; expected float32 (<f4) of shape (samples,)",
+		snprintf(msg, OMAP_MSGLEN, "%s: tensor 'wave' is %s with %d dimensions; expected float32 (<f4) of shape (samples,)",
 		         where, st_dtype_str(t->dtype), t->ndim);
 		return -1;
 	}
-	if (st_item_tensor(it, sh->out_name)) {
-		snprintf(msg, MSGLEN, "%s: already has a '%s' tensor", where, sh->out_name);
+	if (st_item_tensor(it, jb->out_name)) {
+		snprintf(msg, OMAP_MSGLEN, "%s: already has a '%s' tensor", where, jb->out_name);
 		return -1;
 	}
 	size_t n = (size_t)t->shape[0], need = melspec_min_samples(wk->m);
 	const float *x = t->data;
 	if (n == 0) {
-		snprintf(msg, MSGLEN, "%s: empty waveform", where);
+		snprintf(msg, OMAP_MSGLEN, "%s: empty waveform", where);
 		return -1;
 	}
 	if (n < need) {
-		if (!sh->pad_short) {
-			snprintf(msg, MSGLEN,
+		if (!jb->pad_short) {
+			snprintf(msg, OMAP_MSGLEN,
 			         "%s: %zu samples is too short: reflect padding by n_fft/2 = %zu needs at least %zu "
 			         "(--pad-short zero-pads)",
 			         where, n, need - 1, need);
@@ -142,68 +110,22 @@ static int transform(worker *wk, uint64_t seq, char *msg)
 	size_t frames = melspec_frames(wk->m, n);
 	float *out = sv_aligned_alloc(frames * (size_t)c->n_mels * sizeof *out);
 	if (!out) {
-		snprintf(msg, MSGLEN, "%s: out of memory for %zu frames", where, frames);
+		snprintf(msg, OMAP_MSGLEN, "%s: out of memory for %zu frames", where, frames);
 		return -1;
 	}
 	if (melspec_compute(wk->m, x, n, out)) { /* cannot happen: n >= need */
 		free(out);
-		snprintf(msg, MSGLEN, "%s: %zu samples is too short", where, n);
+		snprintf(msg, OMAP_MSGLEN, "%s: %zu samples is too short", where, n);
 		return -1;
 	}
 	st_item_remove_tensor(it, "wave");
 	int64_t shape[2] = {(int64_t)frames, c->n_mels};
-	if (!st_item_take_tensor(it, sh->out_name, ST_F32, 2, shape, out)) {
+	if (!st_item_take_tensor(it, jb->out_name, ST_F32, 2, shape, out)) {
 		free(out);
-		snprintf(msg, MSGLEN, "%s: out of memory", where);
+		snprintf(msg, OMAP_MSGLEN, "%s: out of memory", where);
 		return -1;
 	}
 	return 0;
-}
-
-static void *work(void *arg)
-{
-	worker *wk = arg;
-	shared *sh = wk->sh;
-	char msg[MSGLEN];
-	for (;;) {
-		pthread_mutex_lock(&sh->rlock);
-		if (sh->eof || atomic_load(&sh->stop)) {
-			pthread_mutex_unlock(&sh->rlock);
-			break;
-		}
-		uint64_t seq = sh->next_read++;
-		int rc = st_reader_next(sh->r, &wk->it);
-		if (rc != ST_OK) {
-			sh->eof = true;
-			if (rc != ST_END)
-				snprintf(msg, sizeof msg, "%s", st_reader_error(sh->r));
-		}
-		pthread_mutex_unlock(&sh->rlock);
-		if (rc == ST_END)
-			break;
-		if (rc != ST_OK || transform(wk, seq, msg)) {
-			set_error(sh, seq, msg);
-			break;
-		}
-		pthread_mutex_lock(&sh->wlock);
-		while (sh->next_write != seq && !atomic_load(&sh->stop))
-			pthread_cond_wait(&sh->turn, &sh->wlock);
-		if (!atomic_load(&sh->stop)) {
-			if (st_writer_put(sh->w, &wk->it)) {
-				sh->failed = true;
-				sh->err_seq = seq;
-				snprintf(sh->err, sizeof sh->err, "%s", st_writer_error(sh->w));
-				atomic_store(&sh->stop, true);
-			} else {
-				sh->next_write++;
-				cli_progress_update(&sh->progress, sh->next_write, 0, "items");
-			}
-			pthread_cond_broadcast(&sh->turn);
-		}
-		pthread_mutex_unlock(&sh->wlock);
-		st_item_clear(&wk->it);
-	}
-	return NULL;
 }
 
 static sv *melspec_params(const melspec_config *c)
@@ -253,7 +175,15 @@ static double opt_double(const char *name, const char *s, double min, double max
 	return v;
 }
 
-int main(int argc, char **argv)
+typedef struct {
+	melspec_config cfg;
+	const char *output, *input;
+	long jobs;
+	bool pad_short, progress;
+	size_t max_record;
+} options;
+
+static void parse_args(int argc, char **argv, options *o)
 {
 	enum { O_MELS = 256, O_FMIN, O_FMAX, O_NFFT, O_WIN, O_HOP, O_POWER, O_NODB, O_PADSHORT, O_PROGRESS, O_MAXREC,
 	       O_HELP, O_VERSION };
@@ -268,30 +198,27 @@ int main(int argc, char **argv)
 		{"max-record", required_argument, 0, O_MAXREC}, {"help", no_argument, 0, O_HELP},
 		{"version", no_argument, 0, O_VERSION},  {0, 0, 0, 0},
 	};
-	openblas_quiet(argv);
-	melspec_config cfg = melspec_default_config(0);
-	const char *output = NULL;
-	long jobs = nn_cpu_count(), win = -1;
-	bool pad_short = false, progress = false;
-	size_t max_record = 0;
+	*o = (options){.cfg = melspec_default_config(0), .jobs = nn_cpu_count()};
+	melspec_config *cfg = &o->cfg;
+	long win = -1;
 	int c;
 	opterr = 0; /* our own message, in the prog: what: why form */
 	while ((c = getopt_long(argc, argv, "o:j:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': output = optarg; break;
-		case 'j': jobs = opt_long("threads", optarg, 1, NN_MAX_THREADS); break;
-		case O_MELS: cfg.n_mels = (int)opt_long("mels", optarg, 1, 65536); break;
-		case O_FMIN: cfg.f_min = opt_double("fmin", optarg, 0, 1e9); break;
-		case O_FMAX: cfg.f_max = opt_double("fmax", optarg, 0, 1e9); break;
-		case O_NFFT: cfg.n_fft = (int)opt_long("nfft", optarg, 2, 1 << 24); break;
+		case 'o': o->output = optarg; break;
+		case 'j': o->jobs = opt_long("threads", optarg, 1, NN_MAX_THREADS); break;
+		case O_MELS: cfg->n_mels = (int)opt_long("mels", optarg, 1, 65536); break;
+		case O_FMIN: cfg->f_min = opt_double("fmin", optarg, 0, 1e9); break;
+		case O_FMAX: cfg->f_max = opt_double("fmax", optarg, 0, 1e9); break;
+		case O_NFFT: cfg->n_fft = (int)opt_long("nfft", optarg, 2, 1 << 24); break;
 		case O_WIN: win = opt_long("win", optarg, 1, 1 << 24); break;
-		case O_HOP: cfg.hop_length = (int)opt_long("hop", optarg, 1, INT_MAX); break;
-		case O_POWER: cfg.power = opt_double("power", optarg, 1e-3, 16); break;
-		case O_NODB: cfg.db = false; break;
-		case O_PADSHORT: pad_short = true; break;
-		case O_PROGRESS: progress = true; break;
+		case O_HOP: cfg->hop_length = (int)opt_long("hop", optarg, 1, INT_MAX); break;
+		case O_POWER: cfg->power = opt_double("power", optarg, 1e-3, 16); break;
+		case O_NODB: cfg->db = false; break;
+		case O_PADSHORT: o->pad_short = true; break;
+		case O_PROGRESS: o->progress = true; break;
 		case O_MAXREC:
-			if (!cli_parse_size(optarg, &max_record))
+			if (!cli_parse_size(optarg, &o->max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
 			break;
 		case O_HELP: cli_help(usage);
@@ -299,89 +226,97 @@ int main(int argc, char **argv)
 		default: cli_usage_error(prog, "unknown option or missing argument: '%s'", argv[optind - 1]);
 		}
 	}
-	cfg.win_length = win > 0 ? (int)win : cfg.n_fft;
-	if (cfg.win_length > cfg.n_fft)
-		cli_usage_error(prog, "--win %d is longer than --nfft %d", cfg.win_length, cfg.n_fft);
-	if (cfg.f_min >= cfg.f_max)
-		cli_usage_error(prog, "--fmin %g must be below --fmax %g", cfg.f_min, cfg.f_max);
+	cfg->win_length = win > 0 ? (int)win : cfg->n_fft;
+	if (cfg->win_length > cfg->n_fft)
+		cli_usage_error(prog, "--win %d is longer than --nfft %d", cfg->win_length, cfg->n_fft);
+	if (cfg->f_min >= cfg->f_max)
+		cli_usage_error(prog, "--fmin %g must be below --fmax %g", cfg->f_min, cfg->f_max);
 	if (argc - optind > 1)
 		cli_usage_error(prog, "one input stream at most (join streams with stream-cat)");
-	const char *input = optind < argc ? argv[optind] : "-";
-	cli_stdout_init();
-	/* the workers are the parallelism; OpenBLAS threads would only compete with them */
-	openblas_set_num_threads(1);
+	o->input = optind < argc ? argv[optind] : "-";
+}
 
+/* The input's sample rate completes the configuration. */
+static st_reader *open_input(options *o)
+{
 	char err[ST_ERRLEN];
-	st_reader *r = st_reader_open(input, max_record, ST_READ_FINITE, err);
+	st_reader *r = st_reader_open(o->input, o->max_record, ST_READ_FINITE, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	if (st_wave_rate(r, &cfg.sample_rate, err))
+	if (st_wave_rate(r, &o->cfg.sample_rate, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	const char *in_tensor = sv_get_str(st_reader_params(r), "tensor");
 	if (in_tensor && strcmp(in_tensor, "wave") != 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: header: the stream holds '%s' tensors, not waveforms ('wave')",
 		        st_reader_name(r), in_tensor);
-	if (melspec_check(&cfg, err, sizeof err))
+	if (melspec_check(&o->cfg, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s: %s", st_reader_name(r), err);
+	return r;
+}
 
-	worker *wk = calloc((size_t)jobs, sizeof *wk);
+static worker *workers_new(const options *o, const job *jb)
+{
+	char err[ST_ERRLEN];
+	worker *wk = calloc((size_t)o->jobs, sizeof *wk);
 	if (!wk)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	for (long i = 0; i < jobs; i++) {
-		if (!(wk[i].m = melspec_new(&cfg, err, sizeof err)))
+	for (long i = 0; i < o->jobs; i++) {
+		wk[i].job = jb;
+		if (!(wk[i].m = melspec_new(&o->cfg, err, sizeof err)))
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		wk[i].padded = malloc(melspec_min_samples(wk[i].m) * sizeof *wk[i].padded);
-		if (!wk[i].padded || st_item_init(&wk[i].it))
+		if (!(wk[i].padded = malloc(melspec_min_samples(wk[i].m) * sizeof *wk[i].padded)))
 			cli_die(prog, EXIT_RUNTIME, "out of memory");
 	}
 	if (melspec_empty_bands(wk[0].m))
 		cli_warn(prog, "%d of %d mel bands have all-zero weights: too many mels for n_fft %d",
-		         melspec_empty_bands(wk[0].m), cfg.n_mels, cfg.n_fft);
+		         melspec_empty_bands(wk[0].m), o->cfg.n_mels, o->cfg.n_fft);
+	return wk;
+}
 
-	shared sh = {.r = r, .out_name = cfg.db ? "logmel" : "mel", .pad_short = pad_short};
+int main(int argc, char **argv)
+{
+	openblas_quiet(argv);
+	options o;
+	parse_args(argc, argv, &o);
+	cli_stdout_init();
+	/* the workers are the parallelism; OpenBLAS threads would only compete with them */
+	openblas_set_num_threads(1);
+
+	st_reader *r = open_input(&o);
+	job jb = {.in_name = st_reader_name(r), .out_name = o.cfg.db ? "logmel" : "mel", .pad_short = o.pad_short};
+	worker *wk = workers_new(&o, &jb);
+	void **ctx = malloc((size_t)o.jobs * sizeof *ctx);
+	if (!ctx)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (long i = 0; i < o.jobs; i++)
+		ctx[i] = &wk[i];
+
+	char err[OMAP_MSGLEN];
 	sv *header = st_header_derive(st_reader_header(r), prog, argc, argv);
 	sv *hp = header ? st_header_params(header) : NULL;
-	if (!hp || sv_set(hp, "tensor", sv_str(sh.out_name)) || sv_set(hp, "melspec", melspec_params(&cfg)))
+	if (!hp || sv_set(hp, "tensor", sv_str(jb.out_name)) || sv_set(hp, "melspec", melspec_params(&o.cfg)))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	if (!(sh.w = st_writer_open(output, header, err)))
+	st_writer *w = st_writer_open(o.output, header, err);
+	if (!w)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	sv_free(header);
-	pthread_mutex_init(&sh.rlock, NULL);
-	pthread_mutex_init(&sh.wlock, NULL);
-	pthread_cond_init(&sh.turn, NULL);
-	atomic_init(&sh.stop, false);
-	cli_progress_init(&sh.progress, prog, progress);
-
-	long started = 1;
-	for (long i = 0; i < jobs; i++)
-		wk[i].sh = &sh;
-	for (; started < jobs; started++)
-		if (pthread_create(&wk[started].thread, NULL, work, &wk[started]))
-			break;
-	if (started < jobs)
-		set_error(&sh, 0, "cannot start worker threads");
-	work(&wk[0]);
-	for (long i = 1; i < started; i++)
-		pthread_join(wk[i].thread, NULL);
-
-	uint64_t items = sh.next_write;
-	if (sh.failed) {
-		st_writer_abort(sh.w);
-		cli_die(prog, EXIT_RUNTIME, "%s", sh.err);
-	}
-	if (st_writer_close(sh.w, err))
+	cli_progress progress;
+	cli_progress_init(&progress, prog, o.progress);
+	if (omap_run(r, w, (int)o.jobs, transform, ctx, &progress, err)) {
+		st_writer_abort(w);
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	cli_progress_done(&sh.progress, items, "items");
-	for (long i = 0; i < jobs; i++) {
+	}
+	uint64_t items = st_writer_items(w);
+	if (st_writer_close(w, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	cli_progress_done(&progress, items, "items");
+	for (long i = 0; i < o.jobs; i++) {
 		melspec_free(wk[i].m);
 		free(wk[i].padded);
-		st_item_free(&wk[i].it);
 	}
 	free(wk);
+	free(ctx);
 	st_reader_close(r);
-	pthread_mutex_destroy(&sh.rlock);
-	pthread_mutex_destroy(&sh.wlock);
-	pthread_cond_destroy(&sh.turn);
 	cli_close_stdout(prog);
 	return 0;
 }

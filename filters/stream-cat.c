@@ -34,7 +34,8 @@ static const char usage[] =
 	"      --version        show the version\n"
 	"\n"
 	"Streams are joined only when their header params agree; stats that count\n"
-	"things (integers, integer arrays) are summed.\n"
+	"things (integers, integer arrays) are summed, in the headers and in the end\n"
+	"records (binlabels' class counts; not kept with --head or --keys).\n"
 	"\n"
 	"Examples:\n"
 	"  stream-cat part1.msgpack part2.msgpack > all.msgpack\n"
@@ -134,11 +135,15 @@ static void print_shape_range(FILE *f, const tensor_summary *ts, bool json)
 	fputs(json ? "]" : ")", f);
 }
 
-static void print_info(const sv *header, uint64_t items, const summary *s, bool json)
+static void print_info(const sv *header, uint64_t items, const summary *s, const sv *end_stats, bool json)
 {
 	if (json) {
 		fputs("{\"header\":", stdout);
 		sv_print_json(header, stdout);
+		if (end_stats) {
+			fputs(",\"end_stats\":", stdout);
+			sv_print_json(end_stats, stdout);
+		}
 		printf(",\"items\":%llu,\"tensors\":{", (unsigned long long)items);
 		for (size_t i = 0; i < s->n; i++) {
 			const tensor_summary *ts = &s->t[i];
@@ -161,6 +166,10 @@ static void print_info(const sv *header, uint64_t items, const summary *s, bool 
 	}
 	fputs("header: ", stdout);
 	sv_print_json(header, stdout);
+	if (end_stats) {
+		fputs("\nend stats: ", stdout);
+		sv_print_json(end_stats, stdout);
+	}
 	printf("\nitems: %llu\n", (unsigned long long)items);
 	for (size_t i = 0; i < s->n; i++) {
 		const tensor_summary *ts = &s->t[i];
@@ -305,11 +314,25 @@ static void die_writing(st_writer *w, const char *fmt, const char *what)
 	cli_die(prog, EXIT_RUNTIME, "%s", msg);
 }
 
-/* Items of every input in turn, selected, to w or to the printer.  The
- * number selected; *stopped when --head cut the run short. */
-static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *keys, st_writer *w, summary *sum,
-                    bool *stopped)
+/* The inputs' end-record stats, counts summed (st_stats_merge), into *acc:
+ * a copy of the first input's, then folded with each next one's. */
+static void fold_end_stats(sv **acc, const st_reader *r, bool first)
 {
+	const sv *es = st_reader_end_stats(r);
+	if (first && es && !(*acc = sv_copy(es)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	else if (!first && *acc)
+		st_stats_merge(*acc, es);
+}
+
+/* Items of every input in turn, selected, to w or to the printer.  The
+ * number selected; *stopped when --head cut the run short; *end_stats the
+ * inputs' end-record stats summed (NULL when none, or when --keys or --head
+ * select items: counts of the whole inputs would be wrong). */
+static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *keys, st_writer *w, summary *sum,
+                    bool *stopped, sv **end_stats)
+{
+	*end_stats = NULL;
 	uint64_t selected = 0;
 	st_item it;
 	if (st_item_init(&it))
@@ -339,6 +362,8 @@ static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *
 				die_writing(w, "%s", st_reader_error(r));
 			cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
 		}
+		if (!keys && o->head < 0)
+			fold_end_stats(end_stats, r, i == 0);
 	}
 	st_item_free(&it);
 	*stopped = stop;
@@ -386,7 +411,8 @@ int main(int argc, char **argv)
 
 	summary sum = {0};
 	bool stopped;
-	uint64_t selected = run(&o, ninputs, readers, keys, w, &sum, &stopped);
+	sv *end_stats;
+	uint64_t selected = run(&o, ninputs, readers, keys, w, &sum, &stopped, &end_stats);
 	for (int i = 0; i < ninputs; i++)
 		st_reader_close(readers[i]);
 	free(readers);
@@ -395,11 +421,16 @@ int main(int argc, char **argv)
 		keyset_free(keys);
 	}
 	if (o.mode == MODE_CAT) {
+		sv *ws = end_stats ? st_writer_end_stats(w) : NULL;
+		for (size_t i = 0; end_stats && i < end_stats->u.map.n; i++)
+			if (!ws || sv_set(ws, end_stats->u.map.keys[i], sv_copy(end_stats->u.map.vals[i])))
+				die_writing(w, "%s", "out of memory");
 		if (st_writer_close(w, err))
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
 	} else if (o.mode == MODE_INFO) {
-		print_info(header, selected, &sum, o.json);
+		print_info(header, selected, &sum, end_stats, o.json);
 	}
+	sv_free(end_stats);
 	for (size_t i = 0; i < sum.n; i++)
 		free(sum.t[i].name);
 	free(sum.t);

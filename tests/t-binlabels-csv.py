@@ -61,7 +61,8 @@ if rc == 0:
         check(it["fields"]["class"] == ["low", "mid", "high"][want], f"rating {v!r}: class {it['fields']['class']}")
         check(it["fields"]["value"] == float(v), f"rating {v!r}: value {it['fields']['value']}")
     counts = [sum(1 for _, w in edges if w == c) for c in range(3)]
-    check(h["stats"]["class_counts"] == counts, f"class_counts {h['stats']['class_counts']} want {counts}")
+    end = list(msgpack.Unpacker(__import__("io").BytesIO(out), raw=False))[-1]
+    check(end.get("stats", {}).get("class_counts") == counts, f"end record {end} want class_counts {counts}")
 
 # --edges moves both edges with the same closedness: <= a low, >= b high
 rc, out, err = run("--csv", "edges.csv", "-t", "arousal", "--edges", "3.0001,4.9999", "edges.msgpack")

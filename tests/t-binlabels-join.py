@@ -1,8 +1,10 @@
 """binlabels as a filter: labels joined onto a stream written by Python.
 Every task's labels are checked against an independent reading of the CSV
 (Python's csv module and the binning rule); missing keys stop the run with
-their count and leave no output; --drop-unlabelled, extra label rows, split
-filtering, header params/stats, stream-cat joining, piped vs file input."""
+their count and leave no complete stream; --drop-unlabelled, extra label
+rows, split filtering, header params/stats, class counts in the end record,
+stream-cat joining (also of older streams with the counts in the header),
+piped vs file input."""
 import csv
 import io
 import os
@@ -49,6 +51,20 @@ def read_stream(data):
     items = [r for r in recs if r["type"] == "item"]
     check(recs[-1]["count"] == len(items), "end count")
     return recs[0], items
+
+
+def read_end(data):
+    recs = list(msgpack.Unpacker(io.BytesIO(data), object_hook=msgpack_numpy.decode, raw=False))
+    return recs[-1] if recs and recs[-1]["type"] == "end" else {}
+
+
+def abandoned(data):
+    """Not a complete stream: what was written has no end record (a reader downstream fails)."""
+    try:
+        recs = list(msgpack.Unpacker(io.BytesIO(data), object_hook=msgpack_numpy.decode, raw=False))
+    except Exception:
+        return True
+    return not any(r.get("type") == "end" for r in recs if isinstance(r, dict))
 
 
 def read_items_of(path):
@@ -143,7 +159,9 @@ def check_labelled(out, task, splits, keys_in, drop="X", what="", source=None):
         check(it["tensors"]["logmel"].dtype == t0.dtype and np.array_equal(it["tensors"]["logmel"], t0),
               f"{what}: tensor changed")
         counts[f["label"]] += 1
-    check(h["stats"]["class_counts"] == counts, f"{what}: class_counts {h['stats']['class_counts']} want {counts}")
+    end = read_end(out)
+    check(end.get("stats", {}).get("class_counts") == counts, f"{what}: end record {end} want class_counts {counts}")
+    check("class_counts" not in h["stats"], f"{what}: class_counts in the header")
     check(h["stats"]["frames"] == 7, f"{what}: other stats kept")
     check(h["params"]["sample_rate"] == 16000 and h["params"]["melspec"] == {"n_mels": 64}, f"{what}: params kept")
     check(h["params"]["task"] == task, f"{what}: params.task {h['params']['task']}")
@@ -183,7 +201,7 @@ known = [k for k in stream_keys if by_key[k]["SpkrID"] != "Unknown"]
 unknown = [k for k in stream_keys if by_key[k]["SpkrID"] == "Unknown"]
 check(len(unknown) > 0, "the test needs unknown speakers")
 rc, out, err = run("--corpus", "msp", "-t", "speaker", "feats.msgpack")
-check(rc == 2 and out == b"" and f"{len(unknown)} items have no speaker label" in err, f"unknown speakers: {err}")
+check(rc == 2 and abandoned(out) and f"{len(unknown)} items have no speaker label" in err, f"unknown speakers: {err}")
 rc, out, err = run("--corpus", "msp", "-t", "speaker", "-s", "Train", "--drop-unlabelled", "feats.msgpack")
 check(rc == 0, f"speaker: {rc} {err}")
 if rc == 0:
@@ -214,12 +232,12 @@ check(rc == 2 and "Score: rating 9 is outside [1, 7]" in err, f"Score default ra
 rc, out, err = run("--corpus", "msp", "-t", "column:Nope", "feats.msgpack")
 check(rc == 2 and "missing required column 'Nope' (task column:Nope)" in err, f"column:Nope: {err}")
 
-# ---- unlabelled items: an error with the count, nothing written; or dropped with a count ----
+# ---- unlabelled items: an error with the count, the output abandoned; or dropped with a count ----
 missing = ["nope-1", "MSP-PODCAST_9999_0001", "nope-3"]
 mixed = stream_keys[:20] + missing[:1] + stream_keys[20:40] + missing[1:]
 write_stream("mixed.msgpack", mixed)
 rc, out, err = run("--corpus", "msp", "-t", "arousal", "mixed.msgpack")
-check(rc == 2 and out == b"", f"missing keys: exit {rc}, {len(out)} bytes written")
+check(rc == 2 and abandoned(out), f"missing keys: exit {rc}, {len(out)} bytes written, with an end record")
 check("mixed.msgpack: 3 items have no arousal label (3 with no row in msp/Labels/labels_consensus.csv" in err
       and all(k in err for k in missing) and "--drop-unlabelled" in err, f"missing keys message: {err!r}")
 with open("old.msgpack", "wb") as f:
@@ -230,12 +248,25 @@ rc, out, err = run("--corpus", "msp", "-t", "arousal", "-o", "new.msgpack", "mix
 check(rc == 2 and not os.path.exists("new.msgpack"), "-o: a failed run must create no file")
 check(sorted(os.listdir(".")) == sorted(set(os.listdir("."))) and not [n for n in os.listdir(".") if n.startswith(".")],
       f"temporary files left: {os.listdir('.')}")
-# piped: the same, and the spool in TMPDIR is removed
+# piped: the same, and nothing is left in TMPDIR
 os.makedirs("tmp")
 env = dict(os.environ, TMPDIR=os.path.abspath("tmp"))
 rc, out, err = run("--corpus", "msp", "-t", "arousal", stdin=open("mixed.msgpack", "rb").read(), env=env)
-check(rc == 2 and out == b"" and "stdin: 3 items have no arousal label" in err, f"piped missing: {rc} {err!r}")
-check(os.listdir("tmp") == [], f"spool left behind: {os.listdir('tmp')}")
+check(rc == 2 and abandoned(out) and "stdin: 3 items have no arousal label" in err, f"piped missing: {rc} {err!r}")
+check(os.listdir("tmp") == [], f"files left in TMPDIR: {os.listdir('tmp')}")
+# items already on their way downstream (more than the writer buffers) before the unlabelled one:
+# the stream has no end record, so the next stage fails instead of taking it for a dataset
+with open("big.msgpack", "wb") as f:
+    pk = lambda o: f.write(msgpack.packb(o, default=msgpack_numpy.encode, use_bin_type=True))
+    pk({"type": "header", "format": "sertools-stream", "version": 1, "producer": "test", "params": {}})
+    for k in stream_keys[:3] + ["nope-big"] + stream_keys[3:5]:
+        pk({"type": "item", "key": k, "tensors": {"logmel": np.zeros((4096, 64), np.float32)}})
+    pk({"type": "end", "count": 6})
+rc, out, err = run("--corpus", "msp", "-t", "arousal", "big.msgpack")
+check(rc == 2 and len(out) > 1 << 20 and abandoned(out) and "1 items have no arousal label" in err,
+      f"big: exit {rc}, {len(out)} bytes, {err!r}")
+rc2, _, err2 = run(stdin=out, prog="stream-cat")
+check(rc2 == 2 and "truncated" in err2, f"big: downstream of an abandoned stream: {rc2} {err2!r}")
 # more missing keys than are named: still the full count
 many = [f"gone-{i}" for i in range(30)]
 write_stream("many.msgpack", many + stream_keys[:5])
@@ -270,13 +301,14 @@ with open("feats.msgpack", "rb") as f:
 rc, o3, err = run(*args, stdin=open("feats.msgpack", "rb").read(), env=env)
 check(rc == 0, f"pipe: {err}")
 outs.append(o3)
-check(os.listdir("tmp") == [], f"spool left behind: {os.listdir('tmp')}")
+check(os.listdir("tmp") == [], f"files left in TMPDIR: {os.listdir('tmp')}")
 streams = [read_stream(o) for o in outs]
 for (h, items), name in zip(streams[1:], ["stdin file", "pipe"]):
     check(h["params"] == streams[0][0]["params"] and h["stats"] == streams[0][0]["stats"], f"{name}: header differs")
+    check(read_end(outs[0]) == read_end(outs[1]) == read_end(outs[2]), f"{name}: end record differs")
     check(msgpack.packb(items, default=msgpack_numpy.encode) ==
           msgpack.packb(streams[0][1], default=msgpack_numpy.encode), f"{name}: items differ")
-# stdin not at offset 0: the second pass starts where the first did
+# stdin not at offset 0: reading starts there
 with open("prefixed.bin", "wb") as f:
     f.write(b"JUNK" + open("feats.msgpack", "rb").read())
 with open("prefixed.bin", "rb") as f:
@@ -298,17 +330,54 @@ if rc == 0:
     counts = [0, 0, 0]
     for it in items:
         counts[it["fields"]["label"]] += 1
-    check(h["stats"]["class_counts"] == counts, f"joined class_counts {h['stats']['class_counts']} want {counts}")
+    end = read_end(out)
+    check(end.get("stats", {}).get("class_counts") == counts, f"joined: end record {end} want class_counts {counts}")
+    check(sum(counts) == len(items) and min(counts) > 0, f"joined: counts {counts} of {len(items)} items")
+# --head and --keys select items: the inputs' counts would be wrong, so there are none
+rc, out, err = run("--head", "3", "train.msgpack", "dev.msgpack", prog="stream-cat")
+check(rc == 0 and len(read_stream(out)[1]) == 3 and "stats" not in read_end(out), f"--head: {read_end(out)}")
+# a labelled stream and an unlabelled one differ in params: not joined
+rc, out, err = run("train.msgpack", "feats.msgpack", prog="stream-cat", stdin=None)
+check(rc == 2 and "header param" in err, "a labelled and an unlabelled stream are not joined")
 
-# ---- a truncated input is an error and nothing is written ----
+
+# ---- older streams, with class_counts in the header: still read, still summed ----
+def to_old(data, path):
+    recs = list(msgpack.Unpacker(io.BytesIO(data), raw=False))
+    recs[0].setdefault("stats", {})["class_counts"] = recs[-1]["stats"]["class_counts"]
+    del recs[-1]["stats"]
+    with open(path, "wb") as f:
+        for r in recs:
+            f.write(msgpack.packb(r, use_bin_type=True))
+    return recs[0]["stats"]["class_counts"]
+
+
+c_train = to_old(open("train.msgpack", "rb").read(), "old-train.msgpack")
+c_dev = to_old(open("dev.msgpack", "rb").read(), "old-dev.msgpack")
+rc, out, err = run("old-train.msgpack", "old-dev.msgpack", prog="stream-cat")
+check(rc == 0, f"old streams: {err}")
+if rc == 0:
+    h, items = read_stream(out)
+    check(h["stats"]["class_counts"] == [a + b for a, b in zip(c_train, c_dev)] and "stats" not in read_end(out),
+          f"old streams: header counts {h['stats']} end {read_end(out)}")
+# old and new mixed: neither place has every input's counts, so neither keeps any
+rc, out, err = run("old-train.msgpack", "dev.msgpack", prog="stream-cat")
+check(rc == 0 and "class_counts" not in read_stream(out)[0]["stats"] and "stats" not in read_end(out),
+      f"old + new: {err} {read_stream(out)[0]['stats'] if rc == 0 else ''} {read_end(out)}")
+# relabelling an old stream: its header counts are stale and go; the new ones are in the end record
+rc, out, err = run("--corpus", "msp", "-t", "valence", "old-train.msgpack")
+check(rc == 0 and "class_counts" not in read_stream(out)[0]["stats"] and
+      sum(read_end(out)["stats"]["class_counts"]) == len(read_stream(out)[1]), f"relabel old: {err}")
+
+# ---- a truncated input is an error and the output is abandoned ----
 data = open("feats.msgpack", "rb").read()
 for cut in [len(data) - 1, len(data) // 2]:
     with open("cut.msgpack", "wb") as f:
         f.write(data[:cut])
     rc, out, err = run("--corpus", "msp", "-t", "arousal", "cut.msgpack")
-    check(rc == 2 and out == b"" and "cut.msgpack: " in err, f"truncated at {cut}: {rc} {err!r}")
+    check(rc == 2 and abandoned(out) and "cut.msgpack: " in err, f"truncated at {cut}: {rc} {err!r}")
     rc, out, err = run("--corpus", "msp", "-t", "arousal", stdin=data[:cut], env=env)
-    check(rc == 2 and out == b"" and "stdin: " in err and os.listdir("tmp") == [], f"piped truncated: {rc} {err!r}")
+    check(rc == 2 and abandoned(out) and "stdin: " in err and os.listdir("tmp") == [], f"piped truncated: {rc} {err!r}")
 
 # ---- --keys-only: the rows of the selected splits, in file order ----
 rc, out, err = run("--corpus", "msp", "--keys-only", "-s", "Validation,Test1")

@@ -429,6 +429,39 @@ static void item_api(void)
 	CHECK(st_dtype_parse(">f4", &u) && st_dtype_parse("|O", &u) && st_dtype_parse("<f2", &u), "refused dtypes");
 }
 
+/* End-record stats: written when set, read back after ST_END only. */
+static void end_stats(sv *header)
+{
+	char err[ST_ERRLEN];
+	st_writer *w = st_writer_open("endstats.msgpack", header, err);
+	NEED(w);
+	sv *es = st_writer_end_stats(w), *counts = sv_array();
+	NEED(es && counts && sv_push(counts, sv_int(3)) == 0 && sv_push(counts, sv_int(4)) == 0 &&
+	     sv_set(es, "class_counts", counts) == 0);
+	CHECK(st_writer_close(w, err) == ST_OK, "close: %s", err);
+	st_reader *r = st_reader_open("endstats.msgpack", 0, 0, err);
+	NEED(r);
+	st_item it;
+	NEED(st_item_init(&it) == ST_OK);
+	CHECK(!st_reader_end_stats(r), "end stats before the end");
+	CHECK(st_reader_next(r, &it) == ST_END, "end: %s", st_reader_error(r));
+	const sv *got = st_reader_end_stats(r), *c = got ? sv_get(got, "class_counts") : NULL;
+	CHECK(c && c->kind == SV_ARRAY && c->u.arr.n == 2 && c->u.arr.items[0]->u.i == 3 && c->u.arr.items[1]->u.i == 4,
+	      "end stats read back");
+	st_reader_close(r);
+	st_item_free(&it);
+	/* a writer whose end stats stay empty writes none */
+	w = st_writer_open("endstats.msgpack", header, err);
+	NEED(w && st_writer_end_stats(w));
+	CHECK(st_writer_close(w, err) == ST_OK, "close: %s", err);
+	r = st_reader_open("endstats.msgpack", 0, 0, err);
+	NEED(r && st_item_init(&it) == ST_OK);
+	CHECK(st_reader_next(r, &it) == ST_END && !st_reader_end_stats(r), "empty end stats are not written");
+	st_reader_close(r);
+	st_item_free(&it);
+	unlink("endstats.msgpack");
+}
+
 /* The key rule (formats/stream.md, "Keys from file names"). */
 static void keys_from_paths(void)
 {
@@ -454,6 +487,7 @@ int main(void)
 	derive();
 	item_api();
 	keys_from_paths();
+	end_stats(header);
 	for (size_t j = 0; j < NITEMS; j++)
 		st_item_free(&items[j]);
 	free(items);
