@@ -5,6 +5,7 @@
 #   make demo       the paper's whole study, small, on the embedded corpus (pipelines/out/)
 #   make bench      benchmarks against the reference implementations (not tests)
 #   make lines      the longest functions (none over 80 lines without a reason)
+#   make mutants    plant the bugs of tests/mutants/ one at a time: the tests must catch each (M=names)
 #   make install    PREFIX=/usr/local: programs and man pages
 #
 # Every filters/NAME.c is a program; common/*.c is the library they link;
@@ -61,7 +62,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGS))
 SCRIPTS := $(wildcard filters/*.py filters/*.sh)
 
-.PHONY: all check check-fast bench install clean deps deps-demo demo lines
+.PHONY: all check check-fast bench install clean deps deps-demo demo lines mutants
 
 all: $(BINS) $(TEST_BIN) scripts
 
@@ -152,11 +153,22 @@ bench:
 lines:
 	@build-aux/lines.sh -n 25
 
+# Mutation testing, not part of make check (about 15 minutes): each mutant of
+# tests/mutants/ is applied alone to a copy of the tree, which is rebuilt and
+# the tests it names run (build-aux/mutants.sh).  M="03 sgd" runs the
+# mutants whose names contain 03 or sgd.
+mutants:
+	build-aux/deps.sh check
+	$(MAKE) all
+	@build-aux/mutants.sh $(M)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
 	@for s in $(SCRIPTS); do n=$$(basename $${s%.*}); install -m 755 $$s $(DESTDIR)$(PREFIX)/bin/$$n; done
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/sertools/python
+	install -m 644 python/sertools_stream.py $(DESTDIR)$(PREFIX)/share/sertools/python
 	$(if $(wildcard man/*.5),install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:

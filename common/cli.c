@@ -11,37 +11,40 @@
 
 #include "version.h"
 
+/* "prog: message\n" on stderr: the one place that formats a diagnostic. */
+static void vmessage(const char *prog, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void cli_die(const char *prog, int code, const char *fmt, ...)
 {
 	va_list ap;
 	fflush(stdout);
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(code);
 }
 
 void cli_usage_error(const char *prog, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(prog, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	fprintf(stderr, "Try '%s --help'.\n", prog);
 	exit(EXIT_USAGE);
 }
 
 void cli_warn(const char *prog, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void cli_close_stdout(const char *prog)

@@ -400,6 +400,7 @@ void cnn14_plan_free(cnn14 *m)
 	free(m->plan.allocs);
 	memset(&m->plan, 0, sizeof m->plan);
 	m->have_forward = false;
+	m->embedding_batch = 0;
 }
 
 #define ALLOC(ptr, count) ok = ok && ((ptr) = plan_alloc(m, (size_t)(count) * sizeof *(ptr))) != NULL
@@ -551,10 +552,35 @@ static void bn_prepare(cnn14 *m, const bn_ref *bn, const double *mean, const dou
 		m->nbt[m->t[bn->nbt].off]++;
 }
 
+/* The head of a forward pass: pooled features -> dropout -> fc1 + ReLU
+ * (plan.hd, the embedding) -> dropout -> fc_transfer logits (plan.logits). */
+static void head_forward(cnn14 *m, int batch, bool dropout)
+{
+	cnn14_plan *pl = &m->plan;
+	const size_t n = (size_t)batch;
+	const block_plan *b6 = &pl->blk[CNN14_BLOCKS - 1];
+	const int c6 = m->ch[CNN14_BLOCKS - 1], k = m->classes;
+	nn_head_forward(c6, batch, b6->h, b6->w, b6->out, pl->feat, pl->argmax);
+	const float half = (float)(1 / (1 - CNN14_DROP_HEAD));
+	if (dropout) {
+		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 7, CNN14_DROP_HEAD, pl->mask_feat, n * (size_t)c6);
+		nn_dropout_apply(n * (size_t)c6, pl->feat, pl->mask_feat, half);
+	}
+	nn_linear_forward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), cnn14_pdata(m, m->fc1_b), pl->h1);
+	for (size_t i = 0; i < n * (size_t)c6; i++)
+		pl->hd[i] = pl->h1[i] > 0 ? pl->h1[i] : 0;
+	if (dropout) {
+		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 8, CNN14_DROP_HEAD, pl->mask_h, n * (size_t)c6);
+		nn_dropout_apply(n * (size_t)c6, pl->hd, pl->mask_h, half);
+	}
+	nn_linear_forward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), cnn14_pdata(m, m->fc_b), pl->logits);
+}
+
 int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode, float *logp)
 {
 	m->err[0] = 0;
 	m->have_forward = false;
+	m->embedding_batch = 0;
 	if (batch < 1)
 		return cnn14_fail(m, CNN14_ERR_ARG, "batch of %d samples", batch);
 	if (frames < CNN14_MIN_FRAMES)
@@ -607,28 +633,27 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 	}
 	pl->dropout = dropout;
 
-	/* head */
-	const block_plan *b6 = &pl->blk[CNN14_BLOCKS - 1];
-	const int c6 = m->ch[CNN14_BLOCKS - 1], k = m->classes;
-	nn_head_forward(c6, batch, b6->h, b6->w, b6->out, pl->feat, pl->argmax);
-	const float half = (float)(1 / (1 - CNN14_DROP_HEAD));
-	if (dropout) {
-		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 7, CNN14_DROP_HEAD, pl->mask_feat, n * (size_t)c6);
-		nn_dropout_apply(n * (size_t)c6, pl->feat, pl->mask_feat, half);
-	}
-	nn_linear_forward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), cnn14_pdata(m, m->fc1_b), pl->h1);
-	for (size_t i = 0; i < n * (size_t)c6; i++)
-		pl->hd[i] = pl->h1[i] > 0 ? pl->h1[i] : 0;
-	if (dropout) {
-		nn_dropout_mask(m->pool, m->seed, m->dropout_counter, 8, CNN14_DROP_HEAD, pl->mask_h, n * (size_t)c6);
-		nn_dropout_apply(n * (size_t)c6, pl->hd, pl->mask_h, half);
-	}
-	nn_linear_forward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), cnn14_pdata(m, m->fc_b), pl->logits);
+	head_forward(m, batch, dropout);
+	const int k = m->classes;
 	nn_log_softmax(batch, k, pl->logits, pl->logits);
 	if (logp)
 		memcpy(logp, pl->logits, n * (size_t)k * sizeof *logp);
 	m->have_forward = train;
+	m->embedding_batch = dropout ? 0 : batch;
 	pl->batch_stats = batch_stats;
+	return CNN14_OK;
+}
+
+int cnn14_embedding_size(const cnn14 *m)
+{
+	return m->ch[CNN14_BLOCKS - 1];
+}
+
+int cnn14_embedding(cnn14 *m, float *out)
+{
+	if (!m->embedding_batch)
+		return cnn14_fail(m, CNN14_ERR_STATE, "no embedding: it exists after a forward pass without dropout");
+	memcpy(out, m->plan.hd, (size_t)m->embedding_batch * (size_t)cnn14_embedding_size(m) * sizeof *out);
 	return CNN14_OK;
 }
 

@@ -168,6 +168,14 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
  * trainable parameters' gradients (PyTorch accumulation semantics). */
 int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, double *loss);
 void cnn14_zero_grad(cnn14 *m);
+
+/* PANNs' "embedding" output of the last forward pass: ReLU(fc1(features)),
+ * cnn14_embedding_size(m) floats per sample (2048 at full width), copied
+ * to out (batch x size, in the batch's order).  Defined only after a
+ * forward pass without dropout (evaluation mode, or CNN14_NO_DROPOUT);
+ * CNN14_ERR_STATE otherwise. */
+int cnn14_embedding_size(const cnn14 *m);
+int cnn14_embedding(cnn14 *m, float *out);
 /* One SGD step on the trainable parameters. */
 int cnn14_step(cnn14 *m, const cnn14_sgd *opt);
 

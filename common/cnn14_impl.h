@@ -79,6 +79,7 @@ struct cnn14 {
 	cnn14_finetune finetune;
 	bool freeze_bn;
 	bool have_forward;
+	int embedding_batch;      /* samples of the last forward whose fc1 output (plan.hd) is readable, or 0 */
 	cnn14_plan plan;
 };
 

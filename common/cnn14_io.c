@@ -126,6 +126,7 @@ static int load_from(cnn14 *m, st_reader *r, unsigned flags)
 	sv_free(m->loaded_header);
 	m->loaded_header = hdr;
 	m->have_forward = false;
+	m->embedding_batch = 0;
 	return CNN14_OK;
 }
 

@@ -21,11 +21,17 @@ static int cmp_len(const void *a, const void *b)
 
 float evaluate_silence_value(const sv *params)
 {
-	double amin = 1e-10;
+	/* melspec's dB conversion is (20 / power) * log10(max(mel, amin)); the
+	 * defaults are those of the Cnn14 front end (melspec_default_config) */
+	double amin = 1e-10, power = 2.0;
 	const sv *mel = sv_get(params, "melspec");
-	if (mel && sv_get_num(mel, "amin", &amin) && amin > 0)
-		return (float)(10.0 * log10(amin));
-	return -100.0f;
+	if (mel) {
+		if (!sv_get_num(mel, "amin", &amin) || !(amin > 0))
+			amin = 1e-10;
+		if (!sv_get_num(mel, "power", &power) || !(power > 0))
+			power = 2.0;
+	}
+	return (float)(20.0 / power * log10(amin));
 }
 
 int evaluate_dataset(cnn14 *m, const dataset *ds, const eval_options *opt, confusion *conf, float *logp,

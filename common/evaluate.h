@@ -37,8 +37,9 @@ typedef struct {
 int evaluate_dataset(cnn14 *m, const dataset *ds, const eval_options *opt, confusion *conf, float *logp,
                      double *nll, char *err);
 
-/* The log-Mel value of digital silence for a feature stream's params
- * (10*log10(amin) of params.melspec, -100 dB by default). */
+/* The log-Mel value of digital silence for a feature stream's params:
+ * (20 / power) * log10(amin) of params.melspec, as melspec computes it
+ * (-100 dB for the default power 2 and amin 1e-10). */
 float evaluate_silence_value(const sv *params);
 
 #endif

@@ -8,6 +8,8 @@
  * failed, else the count of failures and 1.  A test that cannot run here
  * (a tool or file it needs is missing) calls check_skip("why"), which
  * prints "skip: why" and exits 77: tests/run.sh counts it as skipped.
+ * NEED(cond) is for setup that must work for the test to mean anything
+ * (an allocation, a pipe): it stops the test at once, as a failure.
  *
  *     #include "check.h"
  *     int main(void)
@@ -36,6 +38,14 @@ static int check_failures;
 			fflush(stdout);                                           \
 			if (++check_failures >= CHECK_MAX_FAILURES)               \
 				exit(1);                                          \
+		}                                                                 \
+	} while (0)
+
+#define NEED(cond)                                                                \
+	do {                                                                      \
+		if (!(cond)) {                                                    \
+			printf("FAIL %s:%d: setup: %s\n", __FILE__, __LINE__, #cond); \
+			exit(1);                                                  \
 		}                                                                 \
 	} while (0)
 

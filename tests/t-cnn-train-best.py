@@ -66,11 +66,11 @@ import sys
 import time
 
 import numpy as np
-import scipy.io.wavfile
 
 SRC = os.environ["SERTOOLS_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "ref"))
 import ckpt  # noqa: E402
+import tones  # noqa: E402
 
 BIN = os.environ["SERTOOLS_BIN"]
 LOG_COLUMNS = ["epoch", "train_loss", "dev_uar", "test_uar", "seconds", "train_seconds", "step_seconds",
@@ -101,8 +101,8 @@ def run(args, what=None):
 
 # ---- data ----
 
-SR = 16000
-PITCHES = [250.0, 900.0, 3000.0]
+SR = tones.SR
+PITCHES = tones.PITCHES
 ACTS = [2.0, 4.0, 6.0]  # low, mid, high arousal (bin edges 3 and 5)
 
 
@@ -115,15 +115,9 @@ def make_data():
     for split, per in (("Train", 8), ("Development", DEV_PER_CLASS), ("Test1", TEST_PER_CLASS)):
         for i in range(per):
             for c in range(3):
-                dur = rng.uniform(0.4, 0.8)
-                t = np.arange(int(dur * SR)) / SR
-                f = PITCHES[c] * rng.uniform(0.93, 1.07)
-                x = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-                x += 10 ** (-rng.uniform(5, 15) / 20) * rng.standard_normal(t.size)
-                x *= 10 ** (-rng.uniform(4, 14) / 20) / np.max(np.abs(x))
                 key = f"utt{n:04d}"
                 n += 1
-                scipy.io.wavfile.write(f"wav/{key}.wav", SR, (x * 32767).astype(np.int16))
+                tones.write_tone(f"wav/{key}.wav", rng, PITCHES[c], 0.4, 0.8)
                 scp.append(f"{key} wav/{key}.wav")
                 label = (c + i) % 3 if split == "Development" else c
                 rows.append(f"Audios/{key}.wav,N,{ACTS[label]:.2f},4.0,4.0,{c % 2},{split}")

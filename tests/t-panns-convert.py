@@ -40,6 +40,7 @@ import torch  # noqa: E402
 
 import ckpt  # noqa: E402
 import cnn14_ref as R  # noqa: E402
+from panns_frontend import slaney_melw, stft_basis  # noqa: E402
 
 torch.set_num_threads(1)
 PROG = os.path.join(T.BIN, "panns-convert")
@@ -49,35 +50,6 @@ def panns_convert(*args):
     """(exit status, stdout bytes, stderr text) of panns-convert ARGS."""
     p = T.run([PROG, *args], code=None, text=False)
     return p.returncode, p.stdout, p.stderr.decode(errors="replace")
-
-
-def slaney_melw(sr=16000, n_fft=512, n_mels=64, fmin=50.0, fmax=8000.0):
-    """librosa.filters.mel(htk=False, norm='slaney').T from its formulas."""
-    def hz_to_mel(f):
-        f = np.asarray(f, dtype=np.float64)
-        return np.where(f < 1000, 3 * f / 200, 15 + 27 * np.log(np.maximum(f, 1e-9) / 1000) / np.log(6.4))
-
-    def mel_to_hz(m):
-        m = np.asarray(m, dtype=np.float64)
-        return np.where(m < 15, 200 * m / 3, 1000 * np.exp(np.log(6.4) / 27 * (m - 15)))
-
-    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    pts = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    w = np.zeros((n_mels, len(fft_f)))
-    for i in range(n_mels):
-        lower = (fft_f - pts[i]) / (pts[i + 1] - pts[i])
-        upper = (pts[i + 2] - fft_f) / (pts[i + 2] - pts[i + 1])
-        w[i] = np.maximum(0, np.minimum(lower, upper)) * 2 / (pts[i + 2] - pts[i])
-    return torch.tensor(w.T, dtype=torch.float32)
-
-
-def stft_basis(n_fft=512):
-    n = np.arange(n_fft)
-    k = np.arange(n_fft // 2 + 1)
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)  # periodic Hann
-    ang = 2 * np.pi * np.outer(k, n) / n_fft
-    return (torch.tensor(window * np.cos(ang), dtype=torch.float32)[:, None, :],
-            torch.tensor(-window * np.sin(ang), dtype=torch.float32)[:, None, :])
 
 
 def panns_state_dict(width_div, seed):
@@ -156,15 +128,7 @@ def check_converted(label, path, src, width_div, classes, names, head_from_audio
 
 
 def c_forward_matches(label, path, model):
-    x = R.logmel_like(2, 40, 3)
-    ckpt.write_batch("batch.msgpack", x.numpy())
-    R.cnn_tool("forward", path, stdin="batch.msgpack", stdout="logp.msgpack")
-    _, items, _ = ckpt.read_stream("logp.msgpack")
-    got = np.stack([it["tensors"]["logprob"] for it in items])
-    model.eval()
-    with torch.no_grad():
-        ref = model(x)
-    d = R.rel_diff(got, ref)
+    d = R.c_forward_vs_torch(path, model, R.logmel_like(2, 40, 3))
     print(f"{label}: C forward on the converted checkpoint vs torch: max rel diff {d:.2e}")
     if not d <= 1e-4:
         T.fail(f"{label}: C forward max rel diff {d:.3e} > 1e-4")

@@ -15,28 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "stream.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);         \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			if (++failures > 20)                                 \
-				exit(1);                                     \
-		}                                                            \
-	} while (0)
-
-#define NEED(x)                                                              \
-	do {                                                                 \
-		if (!(x)) {                                                  \
-			fprintf(stderr, "setup failed line %d: %s\n", __LINE__, #x); \
-			exit(1);                                             \
-		}                                                            \
-	} while (0)
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next(void)
@@ -462,8 +442,5 @@ int main(void)
 		st_item_free(&items[j]);
 	free(items);
 	sv_free(header);
-	if (failures)
-		return 1;
-	puts("ok");
-	return 0;
+	return check_done();
 }

@@ -17,20 +17,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "stream.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);         \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			if (++failures > 20)                                 \
-				exit(1);                                     \
-		}                                                            \
-	} while (0)
 
 static unsigned char *slurp(const char *path, size_t *len)
 {
@@ -268,8 +256,6 @@ int main(void)
 			return perror("setrlimit"), 1;
 	}
 	huge_lengths();
-	if (failures)
-		return 1;
-	printf("ok: %zu-byte stream, every prefix and flip\n", size);
-	return 0;
+	printf("%zu-byte stream, every prefix and flip\n", size);
+	return check_done();
 }

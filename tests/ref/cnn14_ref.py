@@ -150,6 +150,21 @@ def cnn_tool(*args, stdin=None, stdout=None, check=True):
     return p
 
 
+def c_forward_vs_torch(path, model, x):
+    """Max relative difference (rel_diff) between the C forward pass of the
+    checkpoint at path (cnn-tool forward, eval mode) and model(x) in eval mode."""
+    import ckpt
+    import numpy as np
+    ckpt.write_batch("batch.msgpack", x.numpy())
+    cnn_tool("forward", path, stdin="batch.msgpack", stdout="logp.msgpack")
+    _, items, _ = ckpt.read_stream("logp.msgpack")
+    got = np.stack([it["tensors"]["logprob"] for it in items])
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+    return rel_diff(got, ref)
+
+
 def randomize_state(model, seed, input_mean=None, input_var=None):
     """Gives every BatchNorm non-trivial weights, biases and running
     statistics, and the linear layers non-zero biases, so that eval-mode
