@@ -4,17 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_check.h"
 #include "cnn14_impl.h"
 #include "stream.h"
-
-static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
-{
-	size_t o = (size_t)snprintf(buf, len, "(");
-	for (int d = 0; d < ndim && o < len; d++)
-		o += (size_t)snprintf(buf + o, len - o, d ? ", %lld" : "%lld", (long long)shape[d]);
-	if (o < len)
-		snprintf(buf + o, len - o, ndim == 1 ? ",)" : ")");
-}
 
 static sv *model_map(const cnn14 *m)
 {
@@ -42,38 +34,6 @@ static sv *model_map(const cnn14 *m)
 	return mm;
 }
 
-/* The architecture in a header: 0, or -1 with a message in why. */
-static int read_model_map(const sv *header, int *classes, int *width_div, const sv **names, char *why, size_t len)
-{
-	const sv *params = sv_get(header, "params");
-	const sv *mm = params ? sv_get(params, "model") : NULL;
-	int64_t k, wd, mels = CNN14_N_MELS;
-	if (!mm || mm->kind != SV_MAP) {
-		snprintf(why, len, "no params.model in the header: not a Cnn14 checkpoint");
-		return -1;
-	}
-	const char *arch = sv_get_str(mm, "arch");
-	if (!arch || strcmp(arch, CNN14_ARCH) != 0) {
-		snprintf(why, len, "architecture '%s', not " CNN14_ARCH, arch ? arch : "(none)");
-		return -1;
-	}
-	if (!sv_get_int(mm, "classes", &k) || k < 1 || k > 1000000 || !sv_get_int(mm, "width_div", &wd) || wd < 1 ||
-	    wd > 64 || 64 % wd != 0) {
-		snprintf(why, len, "params.model needs integer classes and a width_div dividing 64");
-		return -1;
-	}
-	if (sv_get(mm, "n_mels") && (!sv_get_int(mm, "n_mels", &mels) || mels != CNN14_N_MELS)) {
-		snprintf(why, len, "n_mels %lld: this Cnn14 reads %d mel bins", (long long)mels, CNN14_N_MELS);
-		return -1;
-	}
-	*classes = (int)k;
-	*width_div = (int)wd;
-	*names = sv_get_strlist(mm, "class_names");
-	if (*names && (*names)->u.arr.n != (size_t)k)
-		*names = NULL;
-	return 0;
-}
-
 static int adopt_names(cnn14 *m, const sv *names)
 {
 	if (!names)
@@ -89,52 +49,33 @@ bool cnn14_is_output_layer(const char *tensor_name)
 	return strncmp(tensor_name, "fc_transfer.", 12) == 0 || strncmp(tensor_name, "fc_audioset.", 12) == 0;
 }
 
-static int load_items(cnn14 *m, st_reader *r, unsigned flags)
+/* The items, checked by the one set of checkpoint rules (ckpt_check.h)
+ * against the table the header describes, which is the model's own when
+ * the width (and, for a whole checkpoint, the class count) agree. */
+static int load_items(cnn14 *m, st_reader *r, const ckpt_model *cm, unsigned flags)
 {
-	const bool body = flags & CNN14_LOAD_BODY;
-	const size_t want = body ? (size_t)m->body_end : m->ntensors;
-	bool seen[CNN14_MAX_TENSORS] = {false};
+	const unsigned cflags = flags & CNN14_LOAD_BODY ? CKPT_SKIP_OUTPUT : 0;
+	ckpt_seen seen = {{false}};
 	st_item it;
 	if (st_item_init(&it))
 		return cnn14_fail(m, CNN14_ERR_NOMEM, "out of memory");
 	int rc, ret = CNN14_OK;
-	char s1[96], s2[96];
+	char why[ST_ERRLEN];
 	while ((rc = st_reader_next(r, &it)) == ST_OK) {
+		const st_tensor *v = st_item_tensor(&it, "value");
+		if (ckpt_check_item(cm, &seen, it.key, v, cflags, why, sizeof why)) {
+			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: %s", st_reader_name(r), why);
+			break;
+		}
 		long i = cnn14_tensor_find(m, it.key);
-		if (body && (cnn14_is_output_layer(it.key) || (i >= 0 && (size_t)i >= want)))
+		if ((cflags & CKPT_SKIP_OUTPUT) && cnn14_is_output_layer(it.key))
 			continue;
-		if (i < 0) {
+		if (i < 0) { /* the tables agree (t-ckpt-check): not reached */
 			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: tensor '%s' is not part of the model", st_reader_name(r),
 			                 it.key);
 			break;
 		}
-		if (seen[i]) {
-			ret = cnn14_fail(m, CNN14_ERR_FORMAT, "%s: tensor '%s' appears twice", st_reader_name(r), it.key);
-			break;
-		}
-		seen[i] = true;
 		const ctensor *t = &m->t[i];
-		const st_tensor *v = st_item_tensor(&it, "value");
-		st_dtype want_dtype = t->kind == CT_INT64 ? ST_I64 : ST_F32;
-		if (!v) {
-			ret = cnn14_fail(m, CNN14_ERR_FORMAT, "%s: item '%s' has no tensor 'value'", st_reader_name(r), it.key);
-			break;
-		}
-		if (v->dtype != want_dtype) {
-			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: %s: dtype %s in the checkpoint, %s in the model",
-			                 st_reader_name(r), it.key, st_dtype_str(v->dtype), st_dtype_str(want_dtype));
-			break;
-		}
-		bool same = v->ndim == t->ndim;
-		for (int d = 0; same && d < t->ndim; d++)
-			same = v->shape[d] == t->shape[d];
-		if (!same) {
-			shape_str(s1, sizeof s1, v->ndim, v->shape);
-			shape_str(s2, sizeof s2, t->ndim, t->shape);
-			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: %s: shape %s in the checkpoint, %s in the model",
-			                 st_reader_name(r), it.key, s1, s2);
-			break;
-		}
 		if (t->kind == CT_INT64)
 			memcpy(cnn14_pnbt(m, (int)i), v->data, sizeof(int64_t));
 		else
@@ -142,10 +83,8 @@ static int load_items(cnn14 *m, st_reader *r, unsigned flags)
 	}
 	if (ret == CNN14_OK && rc != ST_END)
 		ret = cnn14_fail(m, CNN14_ERR_IO, "%s", st_reader_error(r));
-	for (size_t i = 0; ret == CNN14_OK && i < want; i++)
-		if (!seen[i])
-			ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: the checkpoint lacks '%s'", st_reader_name(r),
-			                 m->t[i].name);
+	if (ret == CNN14_OK && ckpt_check_complete(cm, &seen, cflags, why, sizeof why))
+		ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: %s", st_reader_name(r), why);
 	st_item_free(&it);
 	return ret;
 }
@@ -154,11 +93,13 @@ static int load_items(cnn14 *m, st_reader *r, unsigned flags)
 static int load_from(cnn14 *m, st_reader *r, unsigned flags)
 {
 	const sv *header = st_reader_header(r);
-	int classes, wd, rc;
-	const sv *names;
+	int rc;
 	char why[256];
-	if (read_model_map(header, &classes, &wd, &names, why, sizeof why))
+	ckpt_model cm;
+	if (ckpt_read_header(header, &cm, why, sizeof why))
 		return cnn14_fail(m, CNN14_ERR_FORMAT, "%s: %s", st_reader_name(r), why);
+	const int classes = cm.classes, wd = cm.width_div;
+	const sv *names = cm.class_names;
 	if (wd != m->width_div)
 		return cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: width divisor %d in the checkpoint, %d in the model",
 		                  st_reader_name(r), wd, m->width_div);
@@ -167,7 +108,7 @@ static int load_from(cnn14 *m, st_reader *r, unsigned flags)
 		return cnn14_fail(m, CNN14_ERR_MISMATCH,
 		                  "%s: %d classes in the checkpoint, %d in the model (load the body only for a new head)",
 		                  st_reader_name(r), classes, m->classes);
-	if ((rc = load_items(m, r, flags)))
+	if ((rc = load_items(m, r, &cm, flags)))
 		return rc;
 	if (!body && (rc = adopt_names(m, names)))
 		return rc;
@@ -212,12 +153,14 @@ cnn14 *cnn14_open(const char *path, int threads, char *err)
 		return NULL;
 	}
 	cnn14_config cfg = {0, 0, 0, threads};
-	const sv *names;
-	if (read_model_map(st_reader_header(r), &cfg.classes, &cfg.width_div, &names, why, sizeof why)) {
+	ckpt_model cm;
+	if (ckpt_read_header(st_reader_header(r), &cm, why, sizeof why)) {
 		snprintf(err, CNN14_ERRLEN, "%s: %s", st_reader_name(r), why);
 		st_reader_close(r);
 		return NULL;
 	}
+	cfg.classes = cm.classes;
+	cfg.width_div = cm.width_div;
 	cnn14 *m = cnn14_new(&cfg, err);
 	if (m && load_from(m, r, 0)) {
 		snprintf(err, CNN14_ERRLEN, "%s", m->err);
@@ -315,20 +258,20 @@ int cnn14_load_optimizer(cnn14 *m, const char *path)
 	st_reader *r = st_reader_open(path, 0, 0, err);
 	if (!r)
 		return cnn14_fail(m, CNN14_ERR_IO, "%s", err);
-	int classes, wd, ret = CNN14_OK, rc;
-	const sv *names;
+	int ret = CNN14_OK, rc;
+	ckpt_model cm;
 	const sv *o = sv_get(st_reader_params(r), "optimizer");
 	int64_t steps, seed, counter;
 	const char *type = o ? sv_get_str(o, "type") : NULL;
-	if (read_model_map(st_reader_header(r), &classes, &wd, &names, why, sizeof why))
+	if (ckpt_read_header(st_reader_header(r), &cm, why, sizeof why))
 		ret = cnn14_fail(m, CNN14_ERR_FORMAT, "%s: %s", st_reader_name(r), why);
 	else if (!type || strcmp(type, "sgd") != 0 || !sv_get_int(o, "steps", &steps) ||
 	         !sv_get_int(o, "dropout_seed", &seed) || !sv_get_int(o, "dropout_counter", &counter))
 		ret = cnn14_fail(m, CNN14_ERR_FORMAT, "%s: no SGD state in params.optimizer", st_reader_name(r));
-	else if (classes != m->classes || wd != m->width_div)
+	else if (cm.classes != m->classes || cm.width_div != m->width_div)
 		ret = cnn14_fail(m, CNN14_ERR_MISMATCH,
 		                 "%s: optimiser state of a model with %d classes and width divisor %d, not %d and %d",
-		                 st_reader_name(r), classes, wd, m->classes, m->width_div);
+		                 st_reader_name(r), cm.classes, cm.width_div, m->classes, m->width_div);
 	bool seen[CNN14_MAX_TENSORS] = {false};
 	st_item it;
 	if (!ret && st_item_init(&it))
@@ -349,6 +292,10 @@ int cnn14_load_optimizer(cnn14 *m, const char *path)
 			if (!same) {
 				ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: %s: no float32 momentum_buffer of the model's shape",
 				                 st_reader_name(r), it.key);
+				break;
+			}
+			if (ckpt_check_values(it.key, v, why, sizeof why)) {
+				ret = cnn14_fail(m, CNN14_ERR_MISMATCH, "%s: momentum buffer %s", st_reader_name(r), why);
 				break;
 			}
 			seen[i] = true;

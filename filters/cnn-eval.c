@@ -165,6 +165,9 @@ static void show(const sv *v, FILE *f)
 /* Dies naming every key of the two melspec maps whose value differs. */
 static void check_melspec(const sv *stream_mel, const sv *ckpt_mel, const char *stream, const char *ckpt)
 {
+	if (!stream_mel && ckpt_mel) /* features that cannot be checked are not scored */
+		cli_die(prog, EXIT_RUNTIME, "%s: no params.melspec in the stream, and %s was trained on melspec features",
+		        stream, ckpt);
 	if (!stream_mel || !ckpt_mel || sv_equal(stream_mel, ckpt_mel))
 		return;
 	message msg;

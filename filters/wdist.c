@@ -7,6 +7,7 @@
 
 #include "atomic.h"
 #include "cli.h"
+#include "ckpt_check.h"
 #include "cnn14.h"
 #include "opts.h"
 #include "stream.h"
@@ -15,6 +16,7 @@ static const char *prog = "wdist";
 
 static const char usage[] =
 	"Usage: wdist [OPTION]... REF CKPT...\n"
+	"  or:  wdist --check CKPT...\n"
 	"Print the cosine distance d(x, y) = 1 - x.y / (|x| |y|) between each layer's\n"
 	"weights in the reference checkpoint REF and in each CKPT: one row per layer in\n"
 	"network order, one column per CKPT.  Sums are accumulated in double.\n"
@@ -23,9 +25,12 @@ static const char usage[] =
 static const char epilog[] =
 	"\n"
 	"The output layer (fc_transfer) is left out when its shape differs between\n"
-	"checkpoints (a different class count); any other shape difference, or a\n"
+	"checkpoints (a different class count) or a checkpoint has none; any other shape difference, or a\n"
 	"different architecture or width, is an error naming the layer.  A layer whose\n"
 	"weights have zero norm in either checkpoint has no distance: NA (null in JSON).\n"
+	"Each checkpoint must pass the checkpoint rules (formats/checkpoint.md): a subset\n"
+	"of its model's tensors, each with the right shape and finite values, no name\n"
+	"twice.  --check validates the given checkpoints with all tensors required.\n"
 	"\n"
 	"Example (the paper's Fig. 3 for one run):\n"
 	"  wdist run/init.ckpt run/best.ckpt run/last.ckpt\n";
@@ -47,12 +52,27 @@ static bool wanted(const st_tensor *t, const char *name, bool all)
 	return n > 7 && strcmp(name + n - 7, ".weight") == 0 && (t->ndim == 4 || t->ndim == 2);
 }
 
-static const sv *model_params(const st_reader *r)
+/* The header's model params, checked by the checkpoint rules (ckpt_check.h)
+ * whose table then checks every item. */
+static const sv *model_params(const st_reader *r, ckpt_model *cm)
 {
+	char why[ST_ERRLEN];
 	const sv *m = sv_get(st_reader_params(r), "model");
 	if (!m || m->kind != SV_MAP)
 		cli_die(prog, EXIT_RUNTIME, "%s: not a checkpoint (no model params in its header)", st_reader_name(r));
+	if (ckpt_read_header(st_reader_header(r), cm, why, sizeof why))
+		cli_die(prog, EXIT_RUNTIME, "%s: %s", st_reader_name(r), why);
 	return m;
+}
+
+/* The subset rule: an item must be a valid tensor of the model its header
+ * describes (name, dtype, shape, values), no name twice; tensors may be
+ * missing (the compared layers are checked for separately). */
+static void check_item(const st_reader *r, const ckpt_model *cm, ckpt_seen *seen, const st_item *it)
+{
+	char why[ST_ERRLEN];
+	if (ckpt_check_item(cm, seen, it->key, st_item_tensor(it, "value"), CKPT_SUBSET, why, sizeof why))
+		cli_die(prog, EXIT_RUNTIME, "%s: %s", st_reader_name(r), why);
 }
 
 static void check_model(const sv *ref, const sv *other, const char *name)
@@ -92,7 +112,7 @@ static double cosine_distance(const float *x, const float *y, size_t n)
 
 
 typedef struct {
-	bool all, json;
+	bool all, json, check;
 	const char *output, *refpath;
 	size_t max_record;
 	char **ckpts;
@@ -106,6 +126,8 @@ typedef struct {
 
 #define F(field) offsetof(options, field)
 static const opt_desc options_table[] = {
+	{"check", 0, OPT_FLAG, F(check),
+	 .help = "only validate each CKPT (every tensor of its model present)\nand print nothing; exit 2 naming the first fault"},
 	{"all", 'a', OPT_FLAG, F(all),
 	 .help = "every float tensor (BatchNorm weights, biases, running\nstatistics too), not only conv and linear weights"},
 	{"json", 'j', OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
@@ -122,6 +144,11 @@ static void parse_args(int argc, char **argv, options *o)
 	memset(o, 0, sizeof *o);
 	opts_defaults(&spec, o);
 	int first = opts_parse(&spec, o, argc, argv, NULL);
+	if (o->check && argc - first >= 1) {
+		o->ckpts = argv + first;
+		o->nckpt = argc - first;
+		return;
+	}
 	if (argc - first < 2)
 		cli_usage_error(prog, "need a reference checkpoint and at least one checkpoint to compare");
 	o->refpath = argv[first];
@@ -161,15 +188,15 @@ static sv *read_reference(const options *o, layers *ls, st_item *it)
 	st_reader *r = st_reader_open(o->refpath, o->max_record, 0, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	sv *ref_model = sv_copy(model_params(r));
+	ckpt_model cm;
+	ckpt_seen seen = {{false}};
+	sv *ref_model = sv_copy(model_params(r, &cm));
 	if (!ref_model)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	int rc;
 	while ((rc = st_reader_next(r, it)) == ST_OK) {
+		check_item(r, &cm, &seen, it);
 		st_tensor *t = st_item_tensor(it, "value");
-		if (!t)
-			cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has no 'value' tensor (not a checkpoint?)", o->refpath,
-			        it->key);
 		if (wanted(t, it->key, o->all))
 			add_layer(ls, it, t, o->nckpt);
 	}
@@ -189,12 +216,15 @@ static void compare(const options *o, int k, const sv *ref_model, layers *ls, st
 	st_reader *r = st_reader_open(path, o->max_record, 0, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	check_model(ref_model, model_params(r), path);
+	ckpt_model cm;
+	ckpt_seen cseen = {{false}};
+	check_model(ref_model, model_params(r, &cm), path);
 	bool *seen = calloc(ls->n, sizeof *seen);
 	if (!seen)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	int rc;
 	while ((rc = st_reader_next(r, it)) == ST_OK) {
+		check_item(r, &cm, &cseen, it);
 		layer *l = NULL;
 		for (size_t i = 0; i < ls->n && !l; i++)
 			if (strcmp(ls->v[i].name, it->key) == 0)
@@ -213,13 +243,17 @@ static void compare(const options *o, int k, const sv *ref_model, layers *ls, st
 		}
 		l->dist[k] = cosine_distance(l->t.data, t->data, st_tensor_numel(t));
 		if (isnan(l->dist[k]))
-			cli_warn(prog, "%s: layer '%s' has zero norm here or in the reference: no distance", path, l->name);
+			cli_warn(prog, "%s: layer '%s' has zero norm here or in the reference: no distance", path,
+			         l->name); /* not NaN weights: ckpt_check_item refused those */
 	}
 	if (rc != ST_END)
 		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
-	for (size_t i = 0; i < ls->n; i++)
-		if (!seen[i])
+	for (size_t i = 0; i < ls->n; i++) {
+		if (!seen[i] && cnn14_is_output_layer(ls->v[i].name))
+			ls->v[i].skip = true; /* a body without a head: left out, like a new head */
+		else if (!seen[i])
 			cli_die(prog, EXIT_RUNTIME, "%s: layer '%s' is missing", path, ls->v[i].name);
+	}
 	free(seen);
 	st_reader_close(r);
 }
@@ -279,6 +313,13 @@ int main(int argc, char **argv)
 {
 	options o;
 	parse_args(argc, argv, &o);
+	if (o.check) {
+		char err[ST_ERRLEN];
+		for (int k = 0; k < o.nckpt; k++)
+			if (ckpt_validate(o.ckpts[k], o.max_record, 0, err, sizeof err))
+				cli_die(prog, EXIT_RUNTIME, "%s", err);
+		return 0;
+	}
 	layers ls = {NULL, 0, 0};
 	st_item it;
 	if (st_item_init(&it))
@@ -294,7 +335,8 @@ int main(int argc, char **argv)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	for (size_t i = 0; i < ls.n; i++)
 		if (ls.v[i].skip)
-			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count)", ls.v[i].name);
+			cli_warn(prog, "layer '%s' left out: its shape differs between checkpoints (class count) or one lacks it",
+			         ls.v[i].name);
 	if (o.json)
 		write_json(&o, &ls, ao.f);
 	else

@@ -79,8 +79,27 @@ assert "n_fft 400 in the stream, 512 in the checkpoint" in r.stderr, r.stderr
 stream("melextra.msgpack", ["low", "mid", "high"], [0, 1, 2], params={"melspec": dict(MEL, top_db=80)})
 r = cnn_eval("named.ckpt", "melextra.msgpack", code=2)
 assert "top_db 80 in the stream, (absent) in the checkpoint" in r.stderr, r.stderr
+# a stream without melspec settings is refused by a checkpoint that has them (issue 13)
 stream("nomel.msgpack", ["low", "mid", "high"], [0, 1, 2])
-cnn_eval("named.ckpt", "nomel.msgpack")
+r = cnn_eval("named.ckpt", "nomel.msgpack", code=2)
+assert r.stderr == "cnn-eval: nomel.msgpack: no params.melspec in the stream, and named.ckpt was trained on melspec features\n", r.stderr
+
+# a checkpoint header declaring 30,000 classes is refused before anything is allocated (issue 13)
+ckpt.write_checkpoint("many.ckpt", sd, dict(ckpt.model_params(3, 16), classes=30000))
+r = cnn_eval("many.ckpt", "named.msgpack", code=2)
+assert r.stderr == "cnn-eval: many.ckpt: 30000 classes in params.model, outside [1, 4096] (formats/limits.md)\n", r.stderr
+# NaN weights and a negative running variance: refused naming the tensor
+bad = dict(sd)
+bad["fc1.weight"] = sd["fc1.weight"].copy()
+bad["fc1.weight"][1, 2] = np.nan
+ckpt.write_checkpoint("nan.ckpt", bad, ckpt.model_params(3, 16))
+r = cnn_eval("nan.ckpt", "named.msgpack", code=2)
+assert "nan.ckpt: fc1.weight: element " in r.stderr and "is NaN" in r.stderr, r.stderr
+bad = dict(sd)
+bad["bn0.running_var"] = -np.abs(sd["bn0.running_var"])
+ckpt.write_checkpoint("negvar.ckpt", bad, ckpt.model_params(3, 16))
+r = cnn_eval("negvar.ckpt", "named.msgpack", code=2)
+assert "negvar.ckpt: bn0.running_var: element 0 is a negative variance" in r.stderr, r.stderr
 
 # short items: an error naming the item unless --pad-short
 stream("short.msgpack", ["0", "1", "2"], [0, 1, 2], frames=[40, 31, 12], keys=["ok", "tiny", "tinier"])

@@ -54,6 +54,8 @@ def make(classes, base=None, noise=0.1):
             t[k] = (base[k] + noise * rng.standard_normal(shape)).astype(np.float32)
         else:
             t[k] = rng.standard_normal(shape).astype(np.float32)
+        if k.endswith("running_var"):
+            t[k] = np.abs(t[k])     # a variance (negative ones are refused)
     return t
 
 
@@ -115,6 +117,48 @@ r = wdist("init.ckpt", "zero.ckpt")
 row = [l for l in r.stdout.splitlines() if l.startswith("conv_block2.conv1\t")][0]
 assert row.endswith("\tNA"), row
 assert "zero norm" in r.stderr, r.stderr
+
+# NaN weights are an error naming the tensor, not a "zero norm" warning
+n = dict(best)
+n["conv_block2.conv1.weight"] = n["conv_block2.conv1.weight"].copy()
+n["conv_block2.conv1.weight"][0, 0, 1, 1] = np.nan
+write_ckpt("nan.ckpt", n, 3)
+r = wdist("init.ckpt", "nan.ckpt", ok=False)
+assert r.returncode == 2 and r.stderr == "wdist: nan.ckpt: conv_block2.conv1.weight: element 4 is NaN\n", r.stderr
+assert r.stdout == "", r.stdout
+
+# the checkpoint rules (formats/checkpoint.md), subset form: a duplicate, an
+# extra tensor, a header class count the shapes disagree with, a wrong
+# num_batches_tracked shape; each names the tensor
+def refused(name, tensors, classes, want):
+    write_ckpt(name, tensors, classes)
+    r = wdist("init.ckpt", name, ok=False)
+    assert r.returncode == 2 and r.stderr == f"wdist: {name}: {want}\n", r.stderr
+with open("dup.ckpt", "wb") as f:
+    p = lambda o: f.write(msgpack.packb(o, default=m.encode, use_bin_type=True))
+    p({"type": "header", "format": "sertools-stream", "version": 1, "producer": "test",
+       "params": {"model": {"arch": "Cnn14", "classes": 3, "width_div": 16, "n_mels": 64}}})
+    items = list(best.items()) + [("fc1.weight", best["fc1.weight"])]
+    for k, v in items:
+        p({"type": "item", "key": k, "tensors": {"value": v}})
+    p({"type": "end", "count": len(items)})
+r = wdist("init.ckpt", "dup.ckpt", ok=False)
+assert r.returncode == 2 and r.stderr == "wdist: dup.ckpt: tensor 'fc1.weight' appears twice\n", r.stderr
+refused("extra.ckpt", dict(best, **{"fc2.weight": best["fc1.weight"]}), 3,
+        "tensor 'fc2.weight' is not part of the model")
+refused("classes.ckpt", best, 4, "fc_transfer.weight: shape (3, 128) in the checkpoint, (4, 128) in the model")
+refused("nbt.ckpt", dict(best, **{"bn0.num_batches_tracked": np.array([5], dtype=np.int64)}), 3,
+        "bn0.num_batches_tracked: shape (1,) in the checkpoint, () in the model")
+refused("many.ckpt", best, 30000, "30000 classes in params.model, outside [1, 4096] (formats/limits.md)")
+# a subset (no output layer) is compared on what it has
+body = {k: v for k, v in best.items() if not k.startswith("fc_transfer")}
+write_ckpt("body.ckpt", body, 3)
+r = wdist("init.ckpt", "body.ckpt")
+assert "fc1\t" in r.stdout, r.stdout
+# --check: the full rules, silent on success
+assert wdist("--check", "init.ckpt", "best.ckpt").stdout == ""
+r = wdist("--check", "body.ckpt", ok=False)
+assert r.returncode == 2 and r.stderr == "wdist: body.ckpt: the checkpoint lacks 'fc_transfer.weight'\n", r.stderr
 js = json.loads(wdist("--json", "init.ckpt", "zero.ckpt").stdout)
 assert [l for l in js["layers"] if l["layer"] == "conv_block2.conv1"][0]["distance"] == [None]
 
