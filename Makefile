@@ -167,6 +167,8 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
 	@for s in $(SCRIPTS); do n=$$(basename $${s%.*}); install -m 755 $$s $(DESTDIR)$(PREFIX)/bin/$$n; done
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/sertools/python
+	install -m 644 python/sertools_stream.py $(DESTDIR)$(PREFIX)/share/sertools/python
 	$(if $(wildcard man/*.5),install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:

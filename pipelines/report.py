@@ -1,15 +1,26 @@
 #!/usr/bin/python3
 """Tables and figure data of the study, from the run directories.
 
-  report.py table1 --runs DIR [settings]      Table 1 (markdown), paper beside it
-  report.py sweep  --runs DIR [settings]      the bandwidth sweep (markdown)
-  report.py stats  --csv CSV STATS.json       corpus statistics beside the paper's
-  report.py curves --runs DIR RUN...          per-epoch test UAR, one column per run
-  report.py dist   DIST.tsv...                wdist tables side by side (best, last)
+  report.py table1   --runs DIR --seeds S [settings]  Table 1 (markdown), paper beside it
+  report.py sweep    --runs DIR --seeds S [settings]  the bandwidth sweep (markdown)
+  report.py findings --runs DIR --seeds S --dist DIR [settings]  the paper's claims, with verdicts
+  report.py stats    --csv CSV --out OUT STATS.json   corpus statistics beside the paper's
+  report.py curves   --runs DIR --seeds S RUN...      per-epoch test UAR, mean over seeds
+  report.py dist     DIST.tsv...                      wdist tables side by side (best, last)
 
-A run directory is cnn-train's: summary.tsv (best_epoch dev_uar test_uar
-epochs) and log.tsv (one row per epoch).  A missing or malformed file is an
-error naming it (exit 2).
+A run is DIR/sSEED/NAME, cnn-train's run directory: summary.tsv (best_epoch
+dev_uar test_uar epochs) and log.tsv (one row per epoch).  A missing or
+malformed file is an error naming it (exit 2).
+
+Statistics.  Every cell is over the seeds S (training seeds; the corpus is
+the same): the mean, its 95 % confidence interval from Student's t with
+n - 1 degrees of freedom (mean +- t * sd / sqrt(n)), and the median best
+epoch.  A comparison (a finding, the sweep's gap) is paired: the difference
+is taken within each seed (the same seed on both sides, which shares the
+corpus, the crops' order and the upstream model of that seed), and the
+interval is that of the mean difference.  The verdict of a claim "X > 0" is
+`reproduced` when the interval lies above 0, `contradicted` when it lies
+below, `inconclusive` when it contains 0 (or there is one seed).
 """
 import argparse
 import json
@@ -72,57 +83,189 @@ def log(runs, name):
         fail(f'{path}: no epoch or test_uar column, or a value that is not a number')
 
 
-def cell(s):
-    return f'{s["test"]:.2f} ({s["best"]})'
+# Two-sided 95 % Student t quantiles t(0.975, df), df = 1..30 (scipy.stats.t.ppf; beyond 30: 1.96).
+T975 = [12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581837, 2.446911849, 2.364624251,
+        2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
+        2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
+        2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
+        2.045229642, 2.042272456]
+
+
+def interval(xs):
+    """(mean, half-width of the 95 % t interval) of xs; half-width None for one value."""
+    n = len(xs)
+    m = sum(xs) / n
+    if n < 2:
+        return m, None
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    return m, (T975[n - 2] if n - 1 <= len(T975) else 1.96) * sd / math.sqrt(n)
+
+
+def verdict(xs):
+    """The verdict on the claim 'the mean of xs is > 0' (module docstring)."""
+    m, h = interval(xs)
+    if h is None or m - h <= 0 <= m + h:
+        return 'inconclusive'
+    return 'reproduced' if m > 0 else 'contradicted'
+
+
+def fmt_interval(xs, signed=False):
+    m, h = interval(xs)
+    f = '{:+.2f}' if signed else '{:.2f}'
+    if h is None:
+        return f.format(m)
+    return f.format(m) + f' [{f.format(m - h)}, {f.format(m + h)}]'
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def over_seeds(a, name):
+    """The summaries of run NAME for every seed of a.seeds."""
+    return [summary(os.path.join(a.runs, f's{seed}'), name) for seed in a.seeds.split()]
+
+
+def cell(ss, key='test'):
+    """mean [95 % interval] (median best epoch) of summaries ss."""
+    med = median([s['best'] for s in ss])
+    return f'{fmt_interval([s[key] for s in ss])} ({med:g})'
+
+
+def run_classes(path):
+    """Class count of a checkpoint, from its header (params.model.classes)."""
+    try:
+        import msgpack
+        with open(path, 'rb') as f:
+            header = next(iter(msgpack.Unpacker(f, raw=False, max_buffer_size=1 << 20)))
+        return int(header['params']['model']['classes'])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration, ImportError) as e:
+        fail(f'{path}: no class count in its header ({e})')
 
 
 def settings(a):
     return (f'Embedded corpus size `{a.size}`, {a.epochs} epochs, Cnn14 with channels / {a.width_div}, '
             f'SGD lr 0.001, Nesterov 0.9, batch 8, class-balanced NLL; AudioSet role: {a.audioset}. '
-            f'Test UAR % at the best validation epoch (the epoch in parentheses); '
-            f'chance is 33.33 %. The paper: full Cnn14, 60 epochs, MSP-Podcast v1.7.')
+            f'Test UAR % at the best validation epoch: the mean over the training seeds {a.seeds.split()} '
+            f'[95 % t interval] (the median best epoch); chance is 33.33 %. '
+            f'The paper: full Cnn14, 60 epochs, MSP-Podcast v1.7, one run per cell.')
 
 
 def table1(a):
-    t = [f'# Table 1: arousal UAR % on the test split\n', settings(a), '',
+    t = ['# Table 1: arousal UAR % on the test split\n', settings(a), '',
          '| Initialisation | ' + ' | '.join(c for _, c in COLUMNS) + ' |',
          '| --- ' * (len(COLUMNS) + 1) + '|']
     for mode, label in (('all', 'All layers'), ('linear', 'Linear only')):
         ours, paper = [], []
         for key, _ in COLUMNS:
             if key == 'random':
-                ours.append(cell(summary(a.runs, 't1-random')) if mode == 'all' else '-')
+                ours.append(cell(over_seeds(a, 't1-random')) if mode == 'all' else '-')
             else:
-                ours.append(cell(summary(a.runs, f't1-{key}-{mode}')))
+                ours.append(cell(over_seeds(a, f't1-{key}-{mode}')))
             p = PAPER_T1.get((key, mode))
             paper.append(f'{p[0]:.2f} ({p[1]})' if p else '-')
         t.append(f'| {label} | ' + ' | '.join(ours) + ' |')
         t.append(f'| {label}, paper | ' + ' | '.join(paper) + ' |')
-    t += ['', '## Upstream pre-training (dev and test score % at the best dev epoch)', '',
-          '| model | task | dev | test | best epoch / epochs | paper |', '| --- | --- | --- | --- | --- | --- |']
+    t += ['', '## Upstream pre-training (dev and test UAR % at the best dev epoch, mean [95 % interval] over seeds)', '',
+          '| model | task | classes (chance %) | dev | test | best epoch (median) / epochs | paper |',
+          '| --- | --- | --- | --- | --- | --- | --- |']
     tasks = {'iemocap': 'arousal (1-5 scale, edges 2,4)', 'voxceleb': 'speaker identification (UAR)',
              'events': 'sound-event family (AudioSet role)', 'valence': 'MSP valence', 'dominance': 'MSP dominance'}
     for u in ('iemocap', 'voxceleb', 'events', 'valence', 'dominance'):
-        if not os.path.exists(os.path.join(a.runs, f'up-{u}', 'summary.tsv')):
+        first = os.path.join(a.runs, f's{a.seeds.split()[0]}', f'up-{u}')
+        if not os.path.exists(os.path.join(first, 'summary.tsv')):
             continue
-        s = summary(a.runs, f'up-{u}')
-        t.append(f'| up-{u} | {tasks[u]} | {s["dev"]:.2f} | {s["test"]:.2f} | {s["best"]} / {s["epochs"]} | {PAPER_UP[u]} |')
+        ss = over_seeds(a, f'up-{u}')
+        k = run_classes(os.path.join(first, 'best.ckpt'))
+        med = median([s['best'] for s in ss])
+        t.append(f'| up-{u} | {tasks[u]} | {k} ({100 / k:.1f}) | {fmt_interval([s["dev"] for s in ss])} | '
+                 f'{fmt_interval([s["test"] for s in ss])} | {med:g} / {ss[0]["epochs"]} | {PAPER_UP[u]} |')
     return '\n'.join(t) + '\n'
 
 
 def sweep(a):
     widths = a.widths.split()
-    base = summary(a.runs, 't1-random')
+    seeds = a.sweep_seeds or a.seeds
+    sa = argparse.Namespace(**dict(vars(a), seeds=seeds))
     t = ['# Bandwidth sweep: arousal UAR % on band-passed audio (4th-order Butterworth, centre 500 Hz)\n',
-         settings(a), 'Scratch: trained from random initialisation on the band-passed features; '
-         'fine-tuned: all layers, starting from the clean baseline\'s best checkpoint. '
+         settings(sa), f'Seeds of the sweep: {seeds.split()}' +
+         (f' (fewer than Table 1\'s {a.seeds.split()}, to fit the budget).' if seeds != a.seeds else '.'),
+         'Scratch: trained from random initialisation on the band-passed features; '
+         'fine-tuned: all layers, starting from the clean baseline\'s best checkpoint of the same seed. '
+         'The gap is paired within seeds. '
          'The paper gives these only as curves (its Fig 2b), so there is no number to put beside them.', '',
          '| bandwidth (Hz) | scratch | fine-tuned from clean | fine-tuned − scratch |',
          '| --- | --- | --- | --- |']
     for w in widths:
-        s, f = summary(a.runs, f'sw-scratch-{w}'), summary(a.runs, f'sw-ft-{w}')
-        t.append(f'| {w} | {cell(s)} | {cell(f)} | {f["test"] - s["test"]:+.2f} |')
-    t.append(f'| clean (baseline) | {cell(base)} | | |')
+        sc, ft = over_seeds(sa, f'sw-scratch-{w}'), over_seeds(sa, f'sw-ft-{w}')
+        gap = [f['test'] - s['test'] for s, f in zip(sc, ft)]
+        t.append(f'| {w} | {cell(sc)} | {cell(ft)} | {fmt_interval(gap, signed=True)} |')
+    t.append(f'| clean (baseline) | {cell(over_seeds(sa, "t1-random"))} | | |')
+    return '\n'.join(t) + '\n'
+
+
+INIT_NAMES = dict(COLUMNS)
+
+
+def early_minus_late(path):
+    """dist(first conv layer) - dist(last conv layer) at the best checkpoint, from a wdist table."""
+    head, rows = read_tsv(path)
+    convs = [r for r in rows if r[0].startswith('conv_block')]
+    try:
+        return float(convs[0][1]) - float(convs[-1][1])
+    except (IndexError, ValueError):
+        fail(f'{path}: no distances of the first and last convolution layers')
+
+
+def findings(a):
+    """One row per claim of the paper: the paper's number, ours [95 % interval], the verdict."""
+    seeds, sw_seeds = a.seeds.split(), (a.sweep_seeds or a.seeds).split()
+    widths = a.widths.split()
+    inits = [k for k, _ in COLUMNS if k != 'random']
+    S = {name: over_seeds(a, name) for name in ['t1-random'] + [f't1-{i}-{m}' for i in inits for m in ('all', 'linear')]}
+    sa = argparse.Namespace(**dict(vars(a), seeds=' '.join(sw_seeds)))
+    rows = []
+
+    def row(claim, paper, xs):
+        rows.append(f'| {claim} | {paper} | {fmt_interval(xs, signed=True)} | {verdict(xs)} |')
+
+    rnd = S['t1-random']
+    paper_speed = PAPER_T1[('random', 'all')][1] - sum(PAPER_T1[(i, 'all')][1] for i in inits) / len(inits)
+    row('Pre-training speeds up convergence: best epoch of Random − mean best epoch of the five '
+        'initialisations (all layers)', f'{paper_speed:+.1f} epochs',
+        [rnd[j]['best'] - sum(S[f't1-{i}-all'][j]['best'] for i in inits) / len(inits) for j in range(len(seeds))])
+    for i in inits:
+        p = PAPER_T1[('random', 'all')][0] - PAPER_T1[(i, 'all')][0]
+        row(f'No initialisation beats the baseline: Random − {INIT_NAMES[i]} (all layers), UAR points',
+            f'{p:+.2f}', [r['test'] - x['test'] for r, x in zip(rnd, S[f't1-{i}-all'])])
+    for i in inits:
+        p = PAPER_T1[(i, 'all')][0] - PAPER_T1[(i, 'linear')][0]
+        row(f'All layers beat linear only: {INIT_NAMES[i]}, all − linear, UAR points', f'{p:+.2f}',
+            [x['test'] - y['test'] for x, y in zip(S[f't1-{i}-all'], S[f't1-{i}-linear'])])
+    narrow, wide = min(widths, key=float), max(widths, key=float)
+    sc = {w: over_seeds(sa, f'sw-scratch-{w}') for w in widths}
+    ft = {w: over_seeds(sa, f'sw-ft-{w}') for w in widths}
+    row(f'A wider band gives a higher UAR: scratch at {wide} Hz − at {narrow} Hz, UAR points',
+        'yes (Fig 2b, no number)', [x['test'] - y['test'] for x, y in zip(sc[wide], sc[narrow])])
+    row('Fine-tuning from clean helps on band-passed audio: fine-tuned − scratch, mean over the '
+        f'{len(widths)} widths, UAR points', 'yes (Fig 2b, no number)',
+        [sum(ft[w][j]['test'] - sc[w][j]['test'] for w in widths) / len(widths) for j in range(len(sw_seeds))])
+    row('Earlier layers adapt more (Fig 3a): cosine distance of the first − the last convolution layer, '
+        'best checkpoint, mean over the five initialisations (all layers)', 'yes (Fig 3a, no number)',
+        [sum(early_minus_late(os.path.join(a.dist, f's{s}', f't1-{i}-all.tsv')) for i in inits) / len(inits)
+         for s in seeds])
+    row('Earlier layers adapt more when fine-tuning clean → band-passed (Fig 3b): first − last '
+        'convolution layer, mean over the widths', 'yes (Fig 3b, no number)',
+        [sum(early_minus_late(os.path.join(a.dist, f's{s}', f'sw-ft-{w}.tsv')) for w in widths) / len(widths)
+         for s in sw_seeds])
+    t = ['# Findings: the paper\'s claims, tested\n', settings(a),
+         f'Each row is a claim that a difference is positive. Ours: the mean difference over the training seeds '
+         f'{seeds} (sweep rows: {sw_seeds}), paired within each seed, with its 95 % t interval. Verdict: '
+         '`reproduced` when the interval lies above 0, `contradicted` when below, `inconclusive` when it '
+         'contains 0 or there is one seed.', '',
+         '| claim | paper | ours [95 % interval] | verdict |', '| --- | --- | --- | --- |'] + rows
     return '\n'.join(t) + '\n'
 
 
@@ -132,7 +275,9 @@ def stats(a):
             j = json.load(f)
     except (OSError, ValueError) as e:
         fail(f'{a.json}: {e}')
-    t = ['# Corpus statistics (binlabels --stats)\n', f'Label file: `{a.csv}`; bins low [1, 3], mid (3, 5), high [5, 7].', '',
+    where = os.path.relpath(os.path.abspath(a.csv), os.path.abspath(a.out))
+    t = ['# Corpus statistics (binlabels --stats)\n', f'Label file: `{where}` (relative to the output directory); '
+         'bins low [1, 3], mid (3, 5), high [5, 7].', '',
          '| split | rows | arousal low/mid/high % | valence low/mid/high % | dominance low/mid/high % | r(A,V) | r(A,D) | r(V,D) |',
          '| --- | --- | --- | --- | --- | --- | --- | --- |']
 
@@ -152,7 +297,12 @@ def stats(a):
 
 
 def curves(a):
-    data = {n: dict(log(a.runs, n)) for n in a.names}
+    """Per epoch, the mean test UAR over the seeds that reached that epoch."""
+    data = {}
+    for n in a.names:
+        per_seed = [dict(log(os.path.join(a.runs, f's{seed}'), n)) for seed in a.seeds.split()]
+        data[n] = {e: sum(d[e] for d in per_seed) / len(per_seed)
+                   for e in set.intersection(*(set(d) for d in per_seed))}
     epochs = sorted(set().union(*data.values()))
     out = ['epoch\t' + '\t'.join(a.names)]
     for e in epochs:
@@ -185,24 +335,31 @@ def dist(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
-    for c in ('table1', 'sweep'):
+    for c in ('table1', 'sweep', 'findings'):
         p = sub.add_parser(c)
         p.add_argument('--runs', required=True)
+        p.add_argument('--seeds', default='1')
+        p.add_argument('--sweep-seeds', default='')
         p.add_argument('--size', default='?')
         p.add_argument('--epochs', default='?')
         p.add_argument('--width-div', default='?')
         p.add_argument('--widths', default='20 40 60 80 100 200 300 400')
         p.add_argument('--audioset', default='the events stand-in model')
+        if c == 'findings':
+            p.add_argument('--dist', required=True, help='the wdist tables, DIST/sSEED/RUN.tsv')
     p = sub.add_parser('stats')
     p.add_argument('--csv', required=True)
+    p.add_argument('--out', required=True, help='the output directory the label file is shown relative to')
     p.add_argument('json')
     p = sub.add_parser('curves')
     p.add_argument('--runs', required=True)
+    p.add_argument('--seeds', default='1')
     p.add_argument('names', nargs='+')
     p = sub.add_parser('dist')
     p.add_argument('files', nargs='+')
     a = ap.parse_args()
-    sys.stdout.write({'table1': table1, 'sweep': sweep, 'stats': stats, 'curves': curves, 'dist': dist}[a.cmd](a))
+    sys.stdout.write({'table1': table1, 'sweep': sweep, 'findings': findings, 'stats': stats, 'curves': curves,
+                      'dist': dist}[a.cmd](a))
 
 
 if __name__ == '__main__':

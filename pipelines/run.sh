@@ -7,7 +7,7 @@
 set -eu -o pipefail
 [ $# -ge 2 ] || { echo "usage: run.sh RUNDIR CNN-TRAIN-ARGS..." >&2; exit 1; }
 dir=$1; shift
-name=$(basename "$dir")
+name=$(basename "$(dirname "$dir")")/$(basename "$dir")  # sSEED/RUN
 args="$*"
 if [ -e "$dir.args" ] && [ "$(cat "$dir.args")" != "$args" ]; then
   echo "run.sh: $dir: made with other arguments (see $dir.args); remove it or use another OUT" >&2

@@ -1,9 +1,12 @@
 #!/bin/bash
 # The study pipeline (pipelines/Makefile) in miniature: the tiny embedded
-# corpus, 2 epochs (1 under ASan), 2 bandwidths instead of 8, runs through
-# GNU parallel with the local ':' ssh login.  Checks that every output
-# (table1.md, sweep.md, stats.md, the four PNGs) exists and is well formed,
-# that every table cell is the summary of the run it names, that linear-only
+# corpus, 2 training seeds, 2 epochs (1 under ASan), 2 bandwidths instead of
+# 8, runs through GNU parallel with the local ':' ssh login.  Checks that
+# every output (findings.md, table1.md, sweep.md, stats.md, the four PNGs)
+# exists and is well formed, that every table cell is the mean and 95 %
+# t interval (scipy's t quantile) of the summaries of the runs it names, that
+# each finding is the paired difference of its runs with the verdict its
+# interval implies (and the verdict rule on constructed inputs), that linear-only
 # runs moved only fc1 and the output layer and every fine-tuning run started
 # from the intended checkpoint (the upstream model's best, the clean baseline's),
 # that a second `make` has nothing to do (make -q), and that after losing one
@@ -29,11 +32,12 @@ def fail(m):
 def rows(name):
     with open(os.path.join(out, name), encoding='utf-8') as f:
         return [[c.strip() for c in l.strip().strip('|').split('|')] for l in f if l.startswith('|')]
-uar = re.compile(r'^(\d+\.\d\d) \((\d+)\)$')
+uar = re.compile(r'^(-?\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\] \((\d+(?:\.5)?)\)$')
 def check_cell(c, what):
     m = uar.match(c)
-    if not m or not 0 <= float(m.group(1)) <= 100 or not 1 <= int(m.group(2)) <= epochs:
-        fail(f'{what}: bad cell {c!r}')
+    if not m or not 0 <= float(m.group(1)) <= 100 or not 1 <= float(m.group(4)) <= epochs \
+            or not float(m.group(2)) <= float(m.group(1)) <= float(m.group(3)):
+        fail(f'{what}: bad cell {c!r} (want mean [lo, hi] (median best epoch))')
 t = {r[0]: r[1:] for r in rows('table1.md')}
 for label in ('All layers', 'Linear only', 'All layers, paper', 'Linear only, paper'):
     if len(t.get(label, [])) != 6:
@@ -49,6 +53,17 @@ if t['All layers, paper'][0] != '68.76 (58)' or t['Linear only, paper'][5] != '6
 for u in ('up-iemocap', 'up-voxceleb', 'up-events', 'up-valence', 'up-dominance'):
     if u not in t:
         fail(f'table1.md: no upstream row {u}')
+    if not re.match(r'^\d+ \(\d+\.\d\)$', t[u][1]):
+        fail(f'table1.md: {u}: classes (chance) cell {t[u][1]!r}')
+f = rows('findings.md')
+if len(f) != 2 + 1 + 5 + 5 + 4 or f[0] != ['claim', 'paper', 'ours [95 % interval]', 'verdict']:
+    fail(f'findings.md: {len(f)} table lines, header {f[0]}')
+for r in f[2:]:
+    if not re.match(r'^[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]$', r[2]) or r[3] not in ('reproduced', 'contradicted', 'inconclusive'):
+        fail(f'findings.md: row {r}')
+for name in ('table1.md', 'sweep.md', 'findings.md', 'stats.md'):
+    if os.path.abspath(out) in open(os.path.join(out, name), encoding='utf-8').read():
+        fail(f'{name}: shows a machine path ({os.path.abspath(out)})')
 s = {r[0]: r[1:] for r in rows('sweep.md')}
 for w in widths:
     if w not in s:
@@ -102,9 +117,18 @@ def summary(run):
     with open(os.path.join(runs, run, 'summary.tsv')) as f:
         head, vals = [l.rstrip('\n').split('\t') for l in f][:2]
     return dict(zip(head, vals))
-def cell(run):
-    s = summary(run)
-    return f'{100 * float(s["test_uar"]):.2f} ({int(s["best_epoch"])})'
+from scipy import stats as sst
+seeds = ['1', '2']
+def cell(run, key='test_uar'):
+    xs = [100 * float(summary(f's{s}/{run}')[key]) for s in seeds]
+    m, sd = np.mean(xs), np.std(xs, ddof=1)
+    h = sst.t.ppf(0.975, len(xs) - 1) * sd / np.sqrt(len(xs))
+    med = np.median([int(summary(f's{s}/{run}')['best_epoch']) for s in seeds])
+    return f'{m:.2f} [{m - h:.2f}, {m + h:.2f}] ({med:g})'
+def interval_of(xs):
+    m, sd = np.mean(xs), np.std(xs, ddof=1)
+    h = sst.t.ppf(0.975, len(xs) - 1) * sd / np.sqrt(len(xs))
+    return f'{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]', m - h, m + h
 t = {r[0]: r[1:] for r in rows('table1.md')}
 cols = ['iemocap', 'audioset', 'voxceleb', 'valence', 'dominance']
 want_all = [cell('t1-random')] + [cell(f't1-{c}-all') for c in cols]
@@ -112,13 +136,36 @@ want_lin = ['-'] + [cell(f't1-{c}-linear') for c in cols]
 if t['All layers'] != want_all: bad.append(f"table1 'All layers' {t['All layers']} != runs {want_all}")
 if t['Linear only'] != want_lin: bad.append(f"table1 'Linear only' {t['Linear only']} != runs {want_lin}")
 for u in ('iemocap', 'voxceleb', 'events', 'valence', 'dominance'):
-    s, row = summary(f'up-{u}'), t[f'up-{u}']
-    want = [f'{100 * float(s["dev_uar"]):.2f}', f'{100 * float(s["test_uar"]):.2f}', f'{s["best_epoch"]} / {s["epochs"]}']
-    if row[1:4] != want: bad.append(f'upstream row up-{u} {row[1:4]} != its run {want}')
+    row = t[f'up-{u}']
+    want = [cell(f'up-{u}', 'dev_uar').split(' (')[0], cell(f'up-{u}').split(' (')[0]]
+    if row[2:4] != want: bad.append(f'upstream row up-{u} {row[2:4]} != its runs {want}')
 sw = {r[0]: r[1:] for r in rows('sweep.md')}
 for w in widths:
     if sw[w][:2] != [cell(f'sw-scratch-{w}'), cell(f'sw-ft-{w}')]:
         bad.append(f'sweep {w} Hz {sw[w][:2]} != runs sw-scratch-{w}, sw-ft-{w}')
+# findings: the all - linear rows are paired differences of their runs
+fr = [r for r in rows('findings.md')[2:]]
+names = {'iemocap': 'IEMOCAP', 'audioset': 'AudioSet', 'voxceleb': 'VoxCeleb1', 'valence': 'valence', 'dominance': 'dominance'}
+for c in cols:
+    d = [100 * (float(summary(f's{s}/t1-{c}-all')['test_uar']) - float(summary(f's{s}/t1-{c}-linear')['test_uar'])) for s in seeds]
+    text, lo, hi = interval_of(d)
+    verdict = 'reproduced' if lo > 0 else 'contradicted' if hi < 0 else 'inconclusive'
+    r = [r for r in fr if r[0].startswith('All layers beat linear only') and names[c] in r[0]]
+    if len(r) != 1 or r[0][2:] != [text, verdict]:
+        bad.append(f'findings: all - linear for {c}: {r} != {[text, verdict]}')
+d = [100 * (float(summary(f's{s}/t1-random')['test_uar']) - float(summary(f's{s}/t1-voxceleb-all')['test_uar'])) for s in seeds]
+r = [r for r in fr if r[0].startswith('No initialisation') and 'VoxCeleb1' in r[0]]
+if len(r) != 1 or r[0][2] != interval_of(d)[0]:
+    bad.append(f'findings: random - voxceleb {r} != {interval_of(d)[0]}')
+# the verdict rule on constructed inputs
+sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "pipelines"))
+import report
+for xs, want in (([1.0, 1.1, 0.9], 'reproduced'), ([-1.0, -1.1, -0.9], 'contradicted'),
+                 ([1.0, 2.0, -0.5], 'inconclusive'), ([3.0], 'inconclusive'), ([2.0, 2.0], 'reproduced')):
+    if report.verdict(xs) != want:
+        bad.append(f'report.verdict({xs}) = {report.verdict(xs)}, want {want}')
+    if len(xs) > 1 and len(set(xs)) > 1 and abs(report.interval(xs)[1] - (interval_of(xs)[2] - np.mean(xs))) > 1e-9:
+        bad.append(f'report.interval({xs}) != scipy t interval')
 def tensors(path):
     return ckpt.read_checkpoint(path)[1]
 def is_linear(name):
@@ -126,33 +173,35 @@ def is_linear(name):
 def is_running(name):
     return 'running_' in name or 'num_batches_tracked' in name
 inits = {'iemocap': 'up-iemocap', 'audioset': 'up-events', 'voxceleb': 'up-voxceleb', 'valence': 'up-valence', 'dominance': 'up-dominance'}
-for c, up in inits.items():
-    src = tensors(os.path.join(runs, up, 'best.ckpt'))
-    for mode in ('all', 'linear'):
-        run = os.path.join(runs, f't1-{c}-{mode}')
-        init = tensors(os.path.join(run, 'init.ckpt'))
-        # --new-head: the body is the upstream model's, the output layer is new
-        for k, v in init.items():
-            if k.startswith('fc_transfer.'):
-                continue
-            if k not in src or not np.array_equal(np.asarray(v), np.asarray(src[k])):
-                bad.append(f't1-{c}-{mode}/init.ckpt: {k} is not {up}/best.ckpt\'s')
-        for final in ('best.ckpt', 'last.ckpt'):
-            fin = tensors(os.path.join(run, final))
-            moved = sorted(k for k in init if not is_running(k) and not np.array_equal(np.asarray(init[k]), np.asarray(fin[k])))
-            frozen_moved = [k for k in moved if not is_linear(k)]
-            if mode == 'linear' and frozen_moved:
-                bad.append(f't1-{c}-linear/{final}: non-linear tensors moved: {frozen_moved[:4]}')
-            if mode == 'linear' and 'fc1.weight' not in moved and final == 'last.ckpt':
-                bad.append(f't1-{c}-linear/{final}: fc1.weight did not move')
-            if mode == 'all' and final == 'last.ckpt' and not any(k.startswith('conv_block1.') for k in moved):
-                bad.append(f't1-{c}-all/{final}: conv_block1 did not move (all layers fine-tuned?)')
-base = tensors(os.path.join(runs, 't1-random', 'best.ckpt'))
-for w in widths:
-    init = tensors(os.path.join(runs, f'sw-ft-{w}', 'init.ckpt'))
-    diff = [k for k in base if not np.array_equal(np.asarray(base[k]), np.asarray(init[k]))]
-    if diff or sorted(init) != sorted(base):
-        bad.append(f'sw-ft-{w}/init.ckpt is not t1-random/best.ckpt ({diff[:3]})')
+for seed in seeds:
+    sr = os.path.join(runs, f's{seed}')
+    for c, up in inits.items():
+        src = tensors(os.path.join(sr, up, 'best.ckpt'))
+        for mode in ('all', 'linear'):
+            run = os.path.join(sr, f't1-{c}-{mode}')
+            init = tensors(os.path.join(run, 'init.ckpt'))
+            # --new-head: the body is the same seed's upstream model's, the output layer is new
+            for k, v in init.items():
+                if k.startswith('fc_transfer.'):
+                    continue
+                if k not in src or not np.array_equal(np.asarray(v), np.asarray(src[k])):
+                    bad.append(f's{seed}/t1-{c}-{mode}/init.ckpt: {k} is not s{seed}/{up}/best.ckpt\'s')
+            for final in ('best.ckpt', 'last.ckpt'):
+                fin = tensors(os.path.join(run, final))
+                moved = sorted(k for k in init if not is_running(k) and not np.array_equal(np.asarray(init[k]), np.asarray(fin[k])))
+                frozen_moved = [k for k in moved if not is_linear(k)]
+                if mode == 'linear' and frozen_moved:
+                    bad.append(f's{seed}/t1-{c}-linear/{final}: non-linear tensors moved: {frozen_moved[:4]}')
+                if mode == 'linear' and 'fc1.weight' not in moved and final == 'last.ckpt':
+                    bad.append(f's{seed}/t1-{c}-linear/{final}: fc1.weight did not move')
+                if mode == 'all' and final == 'last.ckpt' and not any(k.startswith('conv_block1.') for k in moved):
+                    bad.append(f's{seed}/t1-{c}-all/{final}: conv_block1 did not move (all layers fine-tuned?)')
+    base = tensors(os.path.join(sr, 't1-random', 'best.ckpt'))
+    for w in widths:
+        init = tensors(os.path.join(sr, f'sw-ft-{w}', 'init.ckpt'))
+        diff = [k for k in base if not np.array_equal(np.asarray(base[k]), np.asarray(init[k]))]
+        if diff or sorted(init) != sorted(base):
+            bad.append(f's{seed}/sw-ft-{w}/init.ckpt is not s{seed}/t1-random/best.ckpt ({diff[:3]})')
 for b in bad:
     print('FAIL:', b)
 sys.exit(1 if bad else 0)
@@ -163,15 +212,15 @@ PY
 
 # Lose one finished run (as if it had been interrupted before it ended):
 # only it is trained again, and the table is rebuilt.
-before=$(stat -c %Y out/runs/t1-random/summary.tsv out/runs/sw-ft-400/summary.tsv)
-rm -rf out/runs/t1-voxceleb-linear out/runs/t1-voxceleb-linear.args
+before=$(stat -c %Y out/runs/s1/t1-random/summary.tsv out/runs/s2/sw-ft-400/summary.tsv)
+rm -rf out/runs/s1/t1-voxceleb-linear out/runs/s1/t1-voxceleb-linear.args
 sleep 1
 "${mk[@]}" all >log2 2>&1 || { tail -30 log2; fail "make after losing a run"; }
-[ -s out/runs/t1-voxceleb-linear/summary.tsv ] || fail "the lost run was not redone"
-grep -q 't1-voxceleb-linear: started' log2 || fail "the lost run was not started again"
+[ -s out/runs/s1/t1-voxceleb-linear/summary.tsv ] || fail "the lost run was not redone"
+grep -q 's1/t1-voxceleb-linear: started' log2 || fail "the lost run was not started again"
 n=$(grep -c ': started' log2 || true)
 [ "$n" = 1 ] || fail "$n runs started again, expected 1"
-[ "$(stat -c %Y out/runs/t1-random/summary.tsv out/runs/sw-ft-400/summary.tsv)" = "$before" ] \
+[ "$(stat -c %Y out/runs/s1/t1-random/summary.tsv out/runs/s2/sw-ft-400/summary.tsv)" = "$before" ] \
   || fail "finished runs were touched"
 "${mk[@]}" -q all || fail "make -q after the re-run"
 
