@@ -168,6 +168,11 @@ def table1(a):
             paper.append(f'{p[0]:.2f} ({p[1]})' if p else '-')
         t.append(f'| {label} | ' + ' | '.join(ours) + ' |')
         t.append(f'| {label}, paper | ' + ' | '.join(paper) + ' |')
+    base = baseline_uar(a)
+    if base is not None:
+        t += ['', f'Trivial reference: logistic regression on the mean and spread of each log-Mel band '
+              f'(pipelines/baseline.py, same features and splits): **{base:.2f} %** test UAR. '
+              f'A cell below it has learned less than the band energies tell.']
     t += ['', '## Upstream pre-training (dev and test UAR % at the best dev epoch, mean [95 % interval] over seeds)', '',
           '| model | task | classes (chance %) | dev | test | best epoch (median) / epochs | paper |',
           '| --- | --- | --- | --- | --- | --- | --- |']
@@ -219,6 +224,17 @@ def early_minus_late(path):
         fail(f'{path}: no distances of the first and last convolution layers')
 
 
+def baseline_uar(a):
+    """The trivial model's test UAR % (baseline.py), or None without --baseline."""
+    if not a.baseline:
+        return None
+    head, rows = read_tsv(a.baseline)
+    try:
+        return 100 * float(dict(zip(head, rows[0]))['uar'])
+    except (KeyError, ValueError):
+        fail(f'{a.baseline}: no uar column')
+
+
 def findings(a):
     """One row per claim of the paper: the paper's number, ours [95 % interval], the verdict."""
     seeds, sw_seeds = a.seeds.split(), (a.sweep_seeds or a.seeds).split()
@@ -232,6 +248,10 @@ def findings(a):
         rows.append(f'| {claim} | {paper} | {fmt_interval(xs, signed=True)} | {verdict(xs)} |')
 
     rnd = S['t1-random']
+    base = baseline_uar(a)
+    if base is not None:
+        row(f'The Cnn14 baseline beats a trivial model: Random − logistic regression on band statistics '
+            f'({base:.2f} %), UAR points', 'not reported', [r['test'] - base for r in rnd])
     paper_speed = PAPER_T1[('random', 'all')][1] - sum(PAPER_T1[(i, 'all')][1] for i in inits) / len(inits)
     row('Pre-training speeds up convergence: best epoch of Random − mean best epoch of the five '
         'initialisations (all layers)', f'{paper_speed:+.1f} epochs',
@@ -347,6 +367,8 @@ def main():
         p.add_argument('--audioset', default='the events stand-in model')
         if c == 'findings':
             p.add_argument('--dist', required=True, help='the wdist tables, DIST/sSEED/RUN.tsv')
+        if c != 'sweep':
+            p.add_argument('--baseline', help="baseline.py's output: the trivial model's test UAR")
     p = sub.add_parser('stats')
     p.add_argument('--csv', required=True)
     p.add_argument('--out', required=True, help='the output directory the label file is shown relative to')

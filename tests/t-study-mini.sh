@@ -56,11 +56,17 @@ for u in ('up-iemocap', 'up-voxceleb', 'up-events', 'up-valence', 'up-dominance'
     if not re.match(r'^\d+ \(\d+\.\d\)$', t[u][1]):
         fail(f'table1.md: {u}: classes (chance) cell {t[u][1]!r}')
 f = rows('findings.md')
-if len(f) != 2 + 1 + 5 + 5 + 4 or f[0] != ['claim', 'paper', 'ours [95 % interval]', 'verdict']:
+if len(f) != 2 + 1 + 1 + 5 + 5 + 4 or f[0] != ['claim', 'paper', 'ours [95 % interval]', 'verdict']:
     fail(f'findings.md: {len(f)} table lines, header {f[0]}')
 for r in f[2:]:
     if not re.match(r'^[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]$', r[2]) or r[3] not in ('reproduced', 'contradicted', 'inconclusive'):
         fail(f'findings.md: row {r}')
+with open(os.path.join(out, 'baseline.tsv')) as fh:
+    b = dict(zip(*[l.rstrip('\n').split('\t') for l in fh]))
+if not 0 <= float(b['uar']) <= 1 or int(b['test_items']) < 3:
+    fail(f'baseline.tsv: {b}')
+if f'**{100 * float(b["uar"]):.2f} %**' not in open(os.path.join(out, 'table1.md'), encoding='utf-8').read():
+    fail('table1.md: no trivial reference line with baseline.tsv\'s UAR')
 for name in ('table1.md', 'sweep.md', 'findings.md', 'stats.md'):
     if os.path.abspath(out) in open(os.path.join(out, name), encoding='utf-8').read():
         fail(f'{name}: shows a machine path ({os.path.abspath(out)})')
