@@ -23,7 +23,6 @@ cmd:pkg-config pkg-config
 pkg:sox libsox-dev
 pkg:fftw3f libfftw3-dev
 pkg:openblas libopenblas-dev
-pkg:msgpack libmsgpack-dev
 cmd:sox sox
 file:/usr/lib/x86_64-linux-gnu/sox/libsox_fmt_mp3.so libsox-fmt-all
 cmd:mandoc mandoc

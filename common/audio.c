@@ -235,23 +235,98 @@ fail:
 	return NULL;
 }
 
+/* The plausibility limits of audio.h, checked on the header alone. */
+static int check_plausible(const sox_format_t *in, int rate, const char *path, char *err, size_t errlen)
+{
+	double src = in->signal.rate;
+	if (in->signal.channels == 0 || !(src > 0)) {
+		snprintf(err, errlen, "%s: no channels or no sample rate in the header", path);
+		return -1;
+	}
+	if (!(src >= AUDIO_MIN_SOURCE_RATE && src <= AUDIO_MAX_SOURCE_RATE)) {
+		snprintf(err, errlen, "%s: sample rate %.10g Hz outside [%.10g, %.10g]", path, src, AUDIO_MIN_SOURCE_RATE,
+		         AUDIO_MAX_SOURCE_RATE);
+		return -1;
+	}
+	double ratio = rate > src ? rate / src : src / rate;
+	if (ratio > AUDIO_MAX_RATIO) {
+		snprintf(err, errlen, "%s: resampling %.10g Hz to %d Hz, a ratio above %.10g", path, src, rate, AUDIO_MAX_RATIO);
+		return -1;
+	}
+	return 0;
+}
+
+/* The most output samples a file of this size can decode to (audio.h);
+ * SIZE_MAX when its size is unknown. */
+static size_t size_bound(const char *path, double src_rate, int rate)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return SIZE_MAX;
+	double out = ((double)st.st_size * AUDIO_MAX_SAMPLES_PER_BYTE) * (rate > src_rate ? rate / src_rate : 1.0);
+	return out + 4096 < (double)(SIZE_MAX / 2) ? (size_t)out + 4096 : SIZE_MAX;
+}
+
+static inline bool finite_bits(uint64_t u, unsigned bits)
+{
+	return bits == 32 ? ((u >> 23) & 0xff) != 0xff : ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
+/* libsox turns a NaN of a float file into -1 and an infinity into +-1
+ * silently; this counts them by reading the samples as the file holds them. */
+static uint64_t count_nonfinite(const sox_format_t *in, const char *path)
+{
+	unsigned bits = in->encoding.bits_per_sample;
+	if (in->encoding.encoding != SOX_ENCODING_FLOAT || (bits != 32 && bits != 64))
+		return 0;
+	/* just opened, libsox's FILE stands at the first sample (data_start is
+	 * not set by every format handler: WAV leaves it 0) */
+	off_t start = in->seekable ? ftello((FILE *)in->fp) : -1;
+	FILE *f = start >= 0 ? fopen(path, "rb") : NULL;
+	if (!f || fseeko(f, start, SEEK_SET) != 0) {
+		if (f)
+			fclose(f);
+		return 0;
+	}
+	const bool swap = in->encoding.reverse_bytes == sox_option_yes;
+	const size_t size = bits / 8;
+	uint64_t left = in->signal.length != SOX_UNSPEC && in->signal.length != SOX_UNKNOWN_LEN ? in->signal.length
+	                                                                                        : UINT64_MAX;
+	uint64_t bad = 0;
+	unsigned char buf[8192];
+	size_t got;
+	while (left && (got = fread(buf, size, sizeof buf / 8, f)) > 0) {
+		for (size_t i = 0; i < got && left; i++, left--) {
+			uint64_t u = 0;
+			for (size_t b = 0; b < size; b++) /* the file's bytes, in the file's order */
+				u |= (uint64_t)buf[i * size + (swap ? b : size - 1 - b)] << (8 * (size - 1 - b));
+			bad += !finite_bits(u, bits);
+		}
+	}
+	fclose(f);
+	return bad;
+}
+
 int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	char safe[4096];
-	sox_format_t *in = sox_open_read(as_file_path(path, safe, sizeof safe), NULL, NULL, NULL);
+	const char *file = as_file_path(path, safe, sizeof safe);
+	sox_format_t *in = sox_open_read(file, NULL, NULL, NULL);
 	if (!in) {
 		explain_open_failure(path, err, errlen);
 		return -1;
 	}
 	out->source_rate = in->signal.rate;
 	out->source_channels = in->signal.channels;
-	if (in->signal.channels == 0 || !(in->signal.rate > 0)) {
-		snprintf(err, errlen, "%s: no channels or no sample rate in the header", path);
+	if (check_plausible(in, rate, path, err, errlen)) {
 		sox_close(in);
 		return -1;
 	}
-	sink_state sink = {.max = max_samples};
+	size_t by_size = size_bound(file, in->signal.rate, rate);
+	bool size_limits = by_size < (max_samples ? max_samples : SIZE_MAX);
+	sink_state sink = {.max = size_limits ? by_size : max_samples};
+	out->nonfinite = count_nonfinite(in, file);
 	sox_effects_chain_t *chain = decode_chain(in, rate, &sink, path, err, errlen);
 	if (!chain)
 		goto fail;
@@ -259,6 +334,11 @@ int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out
 	out->clipped = sink.clipped + sox_effects_clips(chain);
 	if (sink.failed == SINK_NOMEM) {
 		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (sink.failed == SINK_TOO_LONG && size_limits) {
+		snprintf(err, errlen, "%s: decodes to more than %zu samples at %d Hz, more than its size allows (%d per byte)",
+		         path, by_size, rate, AUDIO_MAX_SAMPLES_PER_BYTE);
 		goto fail;
 	}
 	if (sink.failed == SINK_TOO_LONG) {

@@ -21,6 +21,16 @@
  * audio_init once before anything else here and audio_quit at the end, from
  * one thread.  This module keeps no state of its own.
  *
+ * Plausibility (formats/limits.md): before anything reaches libsox's
+ * effects chain, audio_decode refuses a source sample rate outside
+ * [AUDIO_MIN_SOURCE_RATE, AUDIO_MAX_SOURCE_RATE] and a resampling ratio
+ * (either way) above AUDIO_MAX_RATIO: libsox's rate effect runs out of
+ * memory and crashes on absurd ratios (a 0.25 Hz AIFF header), which no
+ * caller could catch.  The decoded length is bounded by the file's size:
+ * at most AUDIO_MAX_SAMPLES_PER_BYTE source samples per byte of file (more
+ * than any codec libsox reads compresses to), times the rate ratio, so a
+ * header that lies about its length costs no more memory than that.
+ *
  * Errors: functions return 0, or -1 with "FILE: why" in err.
  */
 #ifndef SERTOOLS_AUDIO_H
@@ -36,6 +46,11 @@
 int audio_init(bool verbose, char *err, size_t errlen);
 void audio_quit(void);
 
+#define AUDIO_MIN_SOURCE_RATE 100.0
+#define AUDIO_MAX_SOURCE_RATE 1000000.0
+#define AUDIO_MAX_RATIO 7680.0 /* 100 Hz to 768 kHz; 1 MHz to 1 kHz is 1000 */
+#define AUDIO_MAX_SAMPLES_PER_BYTE 256
+
 /* A decoded file. */
 typedef struct {
 	float *samples;            /* mono, in [-1, 1]; sv_aligned_alloc'd, the caller frees it */
@@ -43,13 +58,17 @@ typedef struct {
 	double source_rate;        /* the file's sample rate, Hz */
 	unsigned source_channels;
 	uint64_t clipped;          /* samples that saturated while mixing, resampling or converting */
+	uint64_t nonfinite;        /* NaN or infinite samples in a float file (libsox reads them as -1 or +1) */
 } audio_wave;
 
 /* Decodes path (any format libsox reads, recognised by its header or
  * extension) to mono at rate Hz.  A file that libsox cannot open or that
  * holds no samples is an error, as is one that would produce more than
  * max_samples samples (0: no limit), found before the whole file is held
- * in memory.  On error out->samples is NULL. */
+ * in memory, and one outside the plausibility limits above (refused before
+ * decoding).  Non-finite samples of a float file are counted in
+ * out->nonfinite (the caller warns); decoding goes on as sox's does.  On
+ * error out->samples is NULL. */
 int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out, char *err, size_t errlen);
 
 /* True when libsox can write format type (a name or extension, "wav") with

@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include "csv.h"
+#include "hashmap.h"
+#include "stream.h"
 
 typedef struct {
 	size_t off;               /* into the text arena */
@@ -27,8 +29,7 @@ struct labels {
 	size_t text_len, text_cap;
 	char **splits;
 	size_t nsplits;
-	size_t *slots;            /* key hash: row + 1, 0 = empty */
-	size_t nslots;
+	hashmap *rows;            /* key -> row */
 };
 
 __attribute__((format(printf, 3, 4))) static void msg(char *err, size_t errlen, const char *fmt, ...)
@@ -77,56 +78,15 @@ static void trim(const char **s, size_t *len)
 		(*len)--;
 }
 
-/* FNV-1a */
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static size_t *slot_of(const labels *lb, size_t *slots, size_t nslots, const char *key)
-{
-	size_t i = hash(key) & (nslots - 1);
-	while (slots[i] && strcmp(text_at(lb, lb->key_off[slots[i] - 1]), key) != 0)
-		i = (i + 1) & (nslots - 1);
-	return &slots[i];
-}
-
-static int hash_grow(labels *lb)
-{
-	size_t n = lb->nslots ? 2 * lb->nslots : 1024;
-	size_t *slots = calloc(n, sizeof *slots);
-	if (!slots)
-		return -1;
-	for (size_t i = 0; i < lb->nslots; i++)
-		if (lb->slots[i])
-			*slot_of(lb, slots, n, text_at(lb, lb->key_off[lb->slots[i] - 1])) = lb->slots[i];
-	free(lb->slots);
-	lb->slots = slots;
-	lb->nslots = n;
-	return 0;
-}
-
-/* The base name without its extension. */
+/* The key of a cell: st_key_from_path's rule, or the cell as it is. */
 static void key_of(const char *s, size_t len, bool verbatim, const char **key, size_t *keylen)
 {
-	if (!verbatim) {
-		for (size_t i = len; i > 0; i--)
-			if (s[i - 1] == '/') {
-				len -= i;
-				s += i;
-				break;
-			}
-		for (size_t i = len; i > 1; i--)
-			if (s[i - 1] == '.') {
-				len = i - 1;
-				break;
-			}
+	if (verbatim) {
+		*key = s;
+		*keylen = len;
+	} else {
+		*keylen = st_key_from_path(s, len, key);
 	}
-	*key = s;
-	*keylen = len;
 }
 
 static int find_header(const labels *lb, const char *name)
@@ -161,6 +121,25 @@ static int require_column(const labels *lb, const char *name, bool optional, con
 	return 0;
 }
 
+/* Room for twice the rows; -1 when out of memory (what was there stays valid). */
+static int grow_rows(labels *lb)
+{
+	size_t cap = lb->rows_cap ? 2 * lb->rows_cap : 1024;
+	cell *cells = realloc(lb->cells, cap * lb->ncols * sizeof *cells);
+	if (cells)
+		lb->cells = cells;
+	size_t *key_off = realloc(lb->key_off, cap * sizeof *key_off);
+	if (key_off)
+		lb->key_off = key_off;
+	int *split = realloc(lb->split, cap * sizeof *split);
+	if (split)
+		lb->split = split;
+	if (!cells || !key_off || !split)
+		return -1;
+	lb->rows_cap = cap;
+	return 0;
+}
+
 static int add_row(labels *lb, csv_reader *r, const labels_source *src, char *err, size_t errlen)
 {
 	size_t n = csv_nfields(r);
@@ -168,21 +147,8 @@ static int add_row(labels *lb, csv_reader *r, const labels_source *src, char *er
 		msg(err, errlen, "%s:%lu: %zu fields, but the header has %zu", lb->path, csv_field_line(r, 0), n, lb->ncols);
 		return -1;
 	}
-	if (lb->nrows == lb->rows_cap) {
-		size_t cap = lb->rows_cap ? 2 * lb->rows_cap : 1024;
-		cell *cells = realloc(lb->cells, cap * lb->ncols * sizeof *cells);
-		if (cells)
-			lb->cells = cells;
-		size_t *key_off = realloc(lb->key_off, cap * sizeof *key_off);
-		if (key_off)
-			lb->key_off = key_off;
-		int *split = realloc(lb->split, cap * sizeof *split);
-		if (split)
-			lb->split = split;
-		if (!cells || !key_off || !split)
-			goto nomem;
-		lb->rows_cap = cap;
-	}
+	if (lb->nrows == lb->rows_cap && grow_rows(lb))
+		goto nomem;
 	size_t row = lb->nrows;
 	cell *cells = lb->cells + row * lb->ncols;
 	for (size_t i = 0; i < n; i++) {
@@ -206,17 +172,17 @@ static int add_row(labels *lb, csv_reader *r, const labels_source *src, char *er
 	if ((lb->key_off[row] = text_reserve(lb, keylen)) == SIZE_MAX)
 		goto nomem;
 	memcpy(lb->text + lb->key_off[row], lb->text + key_start, keylen);
-	if (2 * (lb->nrows + 1) > lb->nslots && hash_grow(lb))
+	size_t *first_row;
+	int added = hashmap_put(lb->rows, text_at(lb, lb->key_off[row]), row, &first_row);
+	if (added < 0)
 		goto nomem;
-	size_t *slot = slot_of(lb, lb->slots, lb->nslots, text_at(lb, lb->key_off[row]));
-	if (*slot) {
-		const cell *first = &lb->cells[(*slot - 1) * lb->ncols + lb->key_col];
+	if (!added) {
+		const cell *first = &lb->cells[*first_row * lb->ncols + lb->key_col];
 		msg(err, errlen, "%s:%lu:%lu: duplicate key '%s' (first on line %lu)", lb->path, kc->line, kc->col,
 		    text_at(lb, lb->key_off[row]), first->line);
 		return -1;
 	}
-	*slot = row + 1;
-	lb->split[row] = -1;
+		lb->split[row] = -1;
 	if (lb->split_col >= 0) {
 		const cell *sc = &cells[lb->split_col];
 		const char *name = text_at(lb, sc->off);
@@ -266,7 +232,7 @@ labels *labels_load(const labels_source *src, char *err, size_t errlen)
 		goto fail;
 	}
 	lb->ncols = csv_nfields(r);
-	if (!(lb->colnames = calloc(lb->ncols, sizeof *lb->colnames))) {
+	if (!(lb->colnames = calloc(lb->ncols, sizeof *lb->colnames)) || !(lb->rows = hashmap_new())) {
 		msg(err, errlen, "%s: out of memory", lb->path);
 		goto fail;
 	}
@@ -317,7 +283,7 @@ void labels_free(labels *lb)
 	free(lb->key_off);
 	free(lb->split);
 	free(lb->text);
-	free(lb->slots);
+	hashmap_free(lb->rows);
 	free(lb->path);
 	free(lb);
 }
@@ -345,10 +311,8 @@ const char *labels_cell(const labels *lb, size_t row, int column)
 
 ptrdiff_t labels_find(const labels *lb, const char *key)
 {
-	if (!lb->nslots)
-		return -1;
-	size_t s = *slot_of(lb, lb->slots, lb->nslots, key);
-	return s ? (ptrdiff_t)(s - 1) : -1;
+	const size_t *row = lb->rows ? hashmap_get(lb->rows, key) : NULL;
+	return row ? (ptrdiff_t)*row : -1;
 }
 
 int labels_split_find(const labels *lb, const char *name)

@@ -383,6 +383,8 @@ void train_run_free(train_run *r)
 	dataset_free(&r->test);
 	free(r->log.s);
 	free(r->state_dir);
+	free(r->class_weights);
 	r->model = NULL;
 	r->log.s = r->state_dir = NULL;
+	r->class_weights = NULL;
 }

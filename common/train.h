@@ -44,7 +44,6 @@
 #include "dataset.h"
 
 #define TRAIN_ERRLEN 512
-#define TRAIN_MAX_CLASSES 4096
 
 /* A growing text (log.tsv, the summaries). */
 typedef struct {
@@ -106,7 +105,7 @@ struct train_run {
 	cnn14_sgd sgd;
 	dataset train, dev, test;
 	bool have_test;
-	float class_weights[TRAIN_MAX_CLASSES];
+	float *class_weights; /* one per class (malloc'd: train_run_free frees it) */
 	float pad_value;    /* the log-Mel of silence: crop and short-item padding */
 	const volatile sig_atomic_t *stop; /* NULL, or nonzero to stop (saved) */
 	train_hooks hooks;
@@ -138,7 +137,8 @@ int train_load_state(train_run *r, char *err);
 /* summary.tsv and summary.json of r->pos into the newest state, published. */
 int train_write_summary(train_run *r, char *err);
 
-/* Frees what the loop keeps (log, state_dir), the datasets and the model. */
+/* Frees what the loop keeps (log, state_dir), the class weights, the
+ * datasets and the model. */
 void train_run_free(train_run *r);
 
 #endif

@@ -64,11 +64,11 @@ static void add_job(jobs *j, const char *key, const char *path)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 }
 
-/* "dir/a.b.wav" -> "a.b"; a leading dot is not an extension. */
+/* "dir/a.b.wav" -> "a.b" (st_key_from_path). */
 static void add_file(jobs *j, const char *path)
 {
-	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
-	size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+	const char *base;
+	size_t len = st_key_from_path(path, strlen(path), &base);
 	if (len == 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: no file name to make a key from", path);
 	char *key = strndup(base, len);
@@ -146,6 +146,64 @@ static void select_jobs(jobs *j, const char *keys_file, bool missing_ok)
 	keyset_free(keys);
 }
 
+static _Noreturn void die_abort(st_writer *w, const char *err)
+{
+	st_writer_abort(w);
+	cli_die(prog, EXIT_RUNTIME, "%s", err);
+}
+
+/* The path with each byte that is not part of valid UTF-8 as \xNN. */
+static void escape_path(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; s[i] && o + 4 < len;) {
+		size_t n = 1;
+		while (n < 4 && s[i + n] && !sv_utf8_valid(s + i, n))
+			n++;
+		if (sv_utf8_valid(s + i, n)) {
+			memcpy(buf + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", (unsigned char)s[i]);
+			i++;
+		}
+	}
+	buf[o] = '\0';
+}
+
+/* Stream strings are UTF-8: a path or key that is not is refused (the file
+ * is skipped under --skip-bad), its bytes shown escaped.  */
+static bool utf8_job(const job *x, char *err, size_t len)
+{
+	const bool path_ok = sv_utf8_valid(x->path, strlen(x->path));
+	if (path_ok && sv_utf8_valid(x->key, strlen(x->key)))
+		return true;
+	char shown[1024];
+	escape_path(x->path, shown, sizeof shown);
+	snprintf(err, len, "%.300s: %s is not valid UTF-8, which the stream's %s field must be", shown,
+	         path_ok ? "the key" : "the path", path_ok ? "key" : "source");
+	return false;
+}
+
+/* The header records the command line, and stream strings are UTF-8: an
+ * argument that is not (a file name) is recorded escaped as \xNN. */
+static sv *header_new(int argc, char **argv)
+{
+	char **args = calloc((size_t)argc + 1, sizeof *args);
+	for (int i = 0; args && i < argc; i++) {
+		size_t len = 4 * strlen(argv[i]) + 1;
+		if (!(args[i] = malloc(len)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		escape_path(argv[i], args[i], len);
+	}
+	sv *h = args ? st_header_new(prog, argc, args) : NULL;
+	for (int i = 0; args && i < argc; i++)
+		free(args[i]);
+	free(args);
+	return h;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -202,7 +260,7 @@ int main(int argc, char **argv)
 
 	if (audio_init(verbose, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	sv *header = st_header_new(prog, argc, argv);
+	sv *header = header_new(argc, argv);
 	sv *params = header ? st_header_params(header) : NULL;
 	if (!params || sv_set(params, "sample_rate", sv_int(rate)) || sv_set(params, "tensor", sv_str("wave")))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
@@ -222,15 +280,23 @@ int main(int argc, char **argv)
 		size_t overhead = 512 + strlen(x->key) + strlen(x->path);
 		size_t max_samples = max_record > overhead ? (max_record - overhead) / sizeof(float) : 1;
 		audio_wave wave;
-		if (audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
-			if (!skip_bad) {
-				st_writer_abort(w);
-				cli_die(prog, EXIT_RUNTIME, "%s", err);
-			}
+		if (!utf8_job(x, err, sizeof err)) {
+			if (!skip_bad)
+				die_abort(w, err);
 			cli_warn(prog, "%s (skipped)", err);
 			skipped++;
 			continue;
 		}
+		if (audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
+			if (!skip_bad)
+				die_abort(w, err);
+			cli_warn(prog, "%s (skipped)", err);
+			skipped++;
+			continue;
+		}
+		if (wave.nonfinite)
+			cli_warn(prog, "%s: %llu samples are NaN or infinite (read as -1 or +1, as sox reads them)", x->path,
+			          (unsigned long long)wave.nonfinite);
 		if (wave.clipped)
 			cli_warn(prog, "%s: %llu samples clipped while mixing or resampling (as sox clips them)", x->path,
 			         (unsigned long long)wave.clipped);

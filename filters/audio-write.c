@@ -120,10 +120,9 @@ int main(int argc, char **argv)
 	st_reader *r = st_reader_open(optind < argc ? argv[optind] : "-", max_record, ST_READ_FINITE, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	int64_t rate;
-	if (!sv_get_int(st_reader_params(r), "sample_rate", &rate) || rate < 1 || rate > INT_MAX)
-		cli_die(prog, EXIT_RUNTIME, "%s: header: no valid 'sample_rate' param (not a waveform stream?)",
-		        st_reader_name(r));
+	long rate;
+	if (st_wave_rate(r, &rate, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	ensure_dir(dir);
 
 	keyset *seen = keyset_new();

@@ -65,9 +65,11 @@ static void bp_start(bandpass *bp, const st_reader *r, sv *header)
 	if (tensor && strcmp(tensor, "wave") != 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: header: the stream holds '%s' items; bandpass filters waveforms ('wave')",
 		        name, tensor);
-	if (!sv_get_num(params, "sample_rate", &bp->rate) || !(bp->rate > 0) || !isfinite(bp->rate))
-		cli_die(prog, EXIT_RUNTIME, "%s: header: no valid sample_rate param; bandpass needs the waveforms' sample rate",
-		        name);
+	long rate;
+	char why[ST_ERRLEN];
+	if (st_wave_rate(r, &rate, why))
+		cli_die(prog, EXIT_RUNTIME, "%s", why);
+	bp->rate = (double)rate;
 	if (!(bp->high < bp->rate / 2))
 		cli_usage_error(prog, "band %g to %g Hz: the high edge must be below the Nyquist frequency, %g Hz at the stream's sample_rate %g",
 		                bp->low, bp->high, bp->rate / 2, bp->rate);

@@ -243,8 +243,9 @@ static void load_data(train_run *r, const options *o)
 		cli_die(prog, EXIT_RUNTIME, "%s: no development items: the best epoch cannot be chosen", r->dev.name);
 	if (r->train.n_mels != CNN14_N_MELS)
 		cli_die(prog, EXIT_RUNTIME, "%s: %d mel bins, Cnn14 reads %d", r->train.name, r->train.n_mels, CNN14_N_MELS);
-	if (r->train.classes > (int)(sizeof r->class_weights / sizeof *r->class_weights))
-		cli_die(prog, EXIT_RUNTIME, "%s: too many classes (%d)", r->train.name, r->train.classes);
+	r->class_weights = malloc((size_t)r->train.classes * sizeof *r->class_weights);
+	if (!r->class_weights)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	for (int k = 0; k < r->train.classes; k++) {
 		uint64_t n = r->train.class_counts[k];
 		if (n == 0 && o->balance)
@@ -528,7 +529,7 @@ int main(int argc, char **argv)
 		run_argc = (int)orig->u.arr.n;
 		run_argv = strlist_argv(orig);
 	}
-	static train_run r; /* large (class weights): not on the stack */
+	train_run r;
 	ui u;
 	init_run(&r, &o, &u, run_argc, run_argv);
 	prepare(&r, &o, saved, argc, argv);

@@ -1,6 +1,4 @@
 /* melspec - waveform items in, log-Mel spectrogram items out (PANNs Cnn14 front end). */
-#define _GNU_SOURCE /* F_SETPIPE_SZ */
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -55,7 +53,6 @@ static const char usage[] =
 	"  melspec -j 2 -o feats.msgpack wave.msgpack\n";
 
 #define MSGLEN (ST_ERRLEN + 256)
-#define PIPE_BYTES (1 << 20) /* Linux's default limit for unprivileged processes */
 
 /* Shared by the workers.  Each worker reads its next item under rlock,
  * computes it, then writes it when next_write reaches its sequence number,
@@ -311,11 +308,6 @@ int main(int argc, char **argv)
 		cli_usage_error(prog, "one input stream at most (join streams with stream-cat)");
 	const char *input = optind < argc ? argv[optind] : "-";
 	cli_stdout_init();
-	/* A 64 KiB pipe holds a sixth of a 6 s item: with larger pipes the stages
-	 * around melspec run ahead instead of waking each other per 64 KiB.
-	 * Fails harmlessly on files, terminals and old kernels. */
-	(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, PIPE_BYTES);
-	(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, PIPE_BYTES);
 	/* the workers are the parallelism; OpenBLAS threads would only compete with them */
 	openblas_set_num_threads(1);
 
@@ -323,17 +315,12 @@ int main(int argc, char **argv)
 	st_reader *r = st_reader_open(input, max_record, ST_READ_FINITE, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	const sv *params = st_reader_params(r);
-	int64_t rate;
-	if (!sv_get(params, "sample_rate"))
-		cli_die(prog, EXIT_RUNTIME, "%s: header: no sample_rate in params: not a waveform stream", st_reader_name(r));
-	if (!sv_get_int(params, "sample_rate", &rate) || rate < 2 || rate > INT_MAX)
-		cli_die(prog, EXIT_RUNTIME, "%s: header: sample_rate is not a positive integer", st_reader_name(r));
-	const char *in_tensor = sv_get_str(params, "tensor");
+	if (st_wave_rate(r, &cfg.sample_rate, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	const char *in_tensor = sv_get_str(st_reader_params(r), "tensor");
 	if (in_tensor && strcmp(in_tensor, "wave") != 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: header: the stream holds '%s' tensors, not waveforms ('wave')",
 		        st_reader_name(r), in_tensor);
-	cfg.sample_rate = (long)rate;
 	if (melspec_check(&cfg, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s: %s", st_reader_name(r), err);
 

@@ -219,62 +219,16 @@ static void print_item(const st_item *it, bool json)
 	putchar('\n');
 }
 
-/* Later inputs must agree with the first on params; count-like stats add up. */
-static void merge_header(sv *out, const sv *in, const char *name)
-{
-	const sv *p0 = sv_get(out, "params"), *p1 = sv_get(in, "params");
-	sv *empty = sv_map();
-	if (!empty)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	if (!p0)
-		p0 = empty;
-	if (!p1)
-		p1 = empty;
-	for (size_t i = 0; i < p0->u.map.n; i++) {
-		const sv *o = sv_get(p1, p0->u.map.keys[i]);
-		if (!o || !sv_equal(o, p0->u.map.vals[i]))
-			cli_die(prog, EXIT_RUNTIME, "%s: header param '%s' differs from the first stream's; streams made with different settings cannot be joined",
-			        name, p0->u.map.keys[i]);
-	}
-	for (size_t i = 0; i < p1->u.map.n; i++)
-		if (!sv_get(p0, p1->u.map.keys[i]))
-			cli_die(prog, EXIT_RUNTIME, "%s: header param '%s' is not in the first stream's header", name,
-			        p1->u.map.keys[i]);
-	sv_free(empty);
-	sv *s0 = sv_get(out, "stats");
-	const sv *s1 = sv_get(in, "stats");
-	if (!s0)
-		return;
-	for (size_t i = 0; i < s0->u.map.n;) {
-		const char *k = s0->u.map.keys[i];
-		sv *a = s0->u.map.vals[i];
-		const sv *b = s1 ? sv_get(s1, k) : NULL;
-		bool keep = false;
-		int64_t sum;
-		if (b && a->kind == SV_INT && b->kind == SV_INT) {
-			/* a count that overflows is no count: dropped */
-			keep = !__builtin_add_overflow(a->u.i, b->u.i, &sum);
-			a->u.i = sum;
-		} else if (b && a->kind == SV_ARRAY && b->kind == SV_ARRAY && a->u.arr.n == b->u.arr.n) {
-			bool counts = true;
-			for (size_t j = 0; j < a->u.arr.n; j++)
-				if (a->u.arr.items[j]->kind != SV_INT || b->u.arr.items[j]->kind != SV_INT ||
-				    __builtin_add_overflow(a->u.arr.items[j]->u.i, b->u.arr.items[j]->u.i, &sum))
-					counts = false;
-			for (size_t j = 0; counts && j < a->u.arr.n; j++)
-				a->u.arr.items[j]->u.i += b->u.arr.items[j]->u.i;
-			keep = counts || sv_equal(a, b);
-		} else if (b && sv_equal(a, b)) {
-			keep = true;
-		}
-		if (keep)
-			i++;
-		else
-			sv_unset(s0, k);
-	}
-}
+typedef struct {
+	int mode;
+	bool json, missing_ok;
+	unsigned read_flags;
+	const char *output, *keys_file;
+	long head;
+	size_t max_record;
+} options;
 
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv, options *o)
 {
 	static const struct option opts[] = {
 		{"output", required_argument, 0, 'o'}, {"info", no_argument, 0, 'i'},
@@ -285,27 +239,23 @@ int main(int argc, char **argv)
 		{"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0},
 	};
-	int mode = MODE_CAT, c;
-	bool json = false, missing_ok = false;
-	unsigned read_flags = 0;
-	const char *output = NULL, *keys_file = NULL;
-	long head = -1;
-	size_t max_record = 0;
+	*o = (options){.mode = MODE_CAT, .head = -1};
+	int c;
 	while ((c = getopt_long(argc, argv, "o:iln:k:j", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': output = optarg; break;
-		case 'i': mode = MODE_INFO; break;
-		case 'l': mode = MODE_LIST; break;
+		case 'o': o->output = optarg; break;
+		case 'i': o->mode = MODE_INFO; break;
+		case 'l': o->mode = MODE_LIST; break;
 		case 'n':
-			if (!cli_parse_long(optarg, 0, LONG_MAX, &head))
+			if (!cli_parse_long(optarg, 0, LONG_MAX, &o->head))
 				cli_usage_error(prog, "--head: '%s' is not a count", optarg);
 			break;
-		case 'k': keys_file = optarg; break;
-		case 'j': json = true; break;
-		case 'M': missing_ok = true; break;
-		case 'F': read_flags |= ST_READ_FINITE; break;
+		case 'k': o->keys_file = optarg; break;
+		case 'j': o->json = true; break;
+		case 'M': o->missing_ok = true; break;
+		case 'F': o->read_flags |= ST_READ_FINITE; break;
 		case 'R':
-			if (!cli_parse_size(optarg, &max_record))
+			if (!cli_parse_size(optarg, &o->max_record))
 				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
 			break;
 		case 'h': cli_help(usage);
@@ -313,54 +263,53 @@ int main(int argc, char **argv)
 		default: cli_usage_error(prog, "unknown option");
 		}
 	}
-	if (output && mode != MODE_CAT)
+	if (o->output && o->mode != MODE_CAT)
 		cli_usage_error(prog, "--output goes with concatenation, not --info or --list");
-	if (json && mode == MODE_CAT)
+	if (o->json && o->mode == MODE_CAT)
 		cli_usage_error(prog, "--json goes with --info or --list");
-	if (missing_ok && !keys_file)
+	if (o->missing_ok && !o->keys_file)
 		cli_usage_error(prog, "--missing-ok goes with --keys");
 	int nstdin = 0;
 	for (int i = optind; i < argc; i++)
 		nstdin += strcmp(argv[i], "-") == 0;
 	if (nstdin > 1)
 		cli_usage_error(prog, "standard input ('-') can be read only once");
-	cli_stdout_init();
+}
 
+/* Opens every input and builds the output header from all of theirs: it
+ * must be complete before any item is written. */
+static sv *open_inputs(const options *o, int ninputs, char **inputs, st_reader **readers, int argc, char **argv)
+{
 	char err[ST_ERRLEN];
-	keyset *keys = NULL;
-	if (keys_file) {
-		keys = keyset_load(keys_file, err, sizeof err);
-		if (!keys)
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-	}
-	int ninputs = argc - optind;
-	char *stdin_only[] = {"-"};
-	char **inputs = ninputs ? argv + optind : stdin_only;
-	if (!ninputs)
-		ninputs = 1;
-
-	/* all headers first: the output header must be complete before any item is written */
-	st_reader **readers = calloc((size_t)ninputs, sizeof *readers);
-	if (!readers)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	sv *header = NULL;
 	for (int i = 0; i < ninputs; i++) {
-		readers[i] = st_reader_open(inputs[i], max_record, read_flags, err);
+		readers[i] = st_reader_open(inputs[i], o->max_record, o->read_flags, err);
 		if (!readers[i])
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
 		if (!header) {
 			header = st_header_derive(st_reader_header(readers[i]), prog, argc, argv);
 			if (!header)
 				cli_die(prog, EXIT_RUNTIME, "out of memory");
-		} else {
-			merge_header(header, st_reader_header(readers[i]), st_reader_name(readers[i]));
+		} else if (st_header_merge(header, st_reader_header(readers[i]), st_reader_name(readers[i]), err)) {
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
 		}
 	}
-	st_writer *w = NULL;
-	if (mode == MODE_CAT && !(w = st_writer_open(output, header, err)))
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	return header;
+}
 
-	summary sum = {0};
+static void die_writing(st_writer *w, const char *fmt, const char *what)
+{
+	char msg[ST_ERRLEN];
+	snprintf(msg, sizeof msg, fmt, what);
+	st_writer_abort(w);
+	cli_die(prog, EXIT_RUNTIME, "%s", msg);
+}
+
+/* Items of every input in turn, selected, to w or to the printer.  The
+ * number selected; *stopped when --head cut the run short. */
+static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *keys, st_writer *w, summary *sum,
+                    bool *stopped)
+{
 	uint64_t selected = 0;
 	st_item it;
 	if (st_item_init(&it))
@@ -368,53 +317,88 @@ int main(int argc, char **argv)
 	bool stop = false;
 	for (int i = 0; i < ninputs && !stop; i++) {
 		st_reader *r = readers[i];
-		int rc = ST_OK;
+		int rc;
 		while ((rc = st_reader_next(r, &it)) == ST_OK) {
 			if (keys && !keyset_mark(keys, it.key))
 				continue;
-			if (head >= 0 && selected >= (uint64_t)head) {
+			if (o->head >= 0 && selected >= (uint64_t)o->head) {
 				stop = true;
 				break;
 			}
 			selected++;
-			if (mode == MODE_LIST)
-				print_item(&it, json);
-			else if (mode == MODE_INFO)
+			if (o->mode == MODE_LIST)
+				print_item(&it, o->json);
+			else if (o->mode == MODE_INFO)
 				for (size_t t = 0; t < it.ntensors; t++)
-					summarise(&sum, &it.tensors[t]);
-			else if (st_writer_put(w, &it)) {
-				snprintf(err, sizeof err, "%s", st_writer_error(w));
-				st_writer_abort(w);
-				cli_die(prog, EXIT_RUNTIME, "%s", err);
-			}
+					summarise(sum, &it.tensors[t]);
+			else if (st_writer_put(w, &it))
+				die_writing(w, "%s", st_writer_error(w));
 		}
 		if (!stop && rc != ST_END) {
 			if (w)
-				st_writer_abort(w);
+				die_writing(w, "%s", st_reader_error(r));
 			cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
 		}
 	}
+	st_item_free(&it);
+	*stopped = stop;
+	return selected;
+}
+
+/* A listed key that never turned up is an error, unless --missing-ok. */
+static void check_keys(const options *o, keyset *keys, st_writer *w, bool stopped)
+{
+	char names[ST_ERRLEN], msg[2 * ST_ERRLEN];
+	size_t missing = keyset_unmarked(keys, names, sizeof names);
+	if (!missing || stopped)
+		return;
+	if (o->missing_ok) {
+		cli_warn(prog, "%s: %zu listed keys not found in the input", o->keys_file, missing);
+		return;
+	}
+	snprintf(msg, sizeof msg, "%s: %zu listed keys not found in the input (%s)", o->keys_file, missing, names);
+	if (w)
+		st_writer_abort(w);
+	cli_die(prog, EXIT_RUNTIME, "%s", msg);
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	parse_args(argc, argv, &o);
+	cli_stdout_init();
+	char err[ST_ERRLEN];
+	keyset *keys = NULL;
+	if (o.keys_file && !(keys = keyset_load(o.keys_file, err, sizeof err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	int ninputs = argc - optind;
+	char *stdin_only[] = {"-"};
+	char **inputs = ninputs ? argv + optind : stdin_only;
+	if (!ninputs)
+		ninputs = 1;
+	st_reader **readers = calloc((size_t)ninputs, sizeof *readers);
+	if (!readers)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	sv *header = open_inputs(&o, ninputs, inputs, readers, argc, argv);
+	st_writer *w = NULL;
+	if (o.mode == MODE_CAT && !(w = st_writer_open(o.output, header, err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+
+	summary sum = {0};
+	bool stopped;
+	uint64_t selected = run(&o, ninputs, readers, keys, w, &sum, &stopped);
 	for (int i = 0; i < ninputs; i++)
 		st_reader_close(readers[i]);
 	free(readers);
-	st_item_free(&it);
 	if (keys) {
-		size_t missing = keyset_unmarked(keys, err, sizeof err);
-		if (missing && !stop) {
-			if (!missing_ok) {
-				if (w)
-					st_writer_abort(w);
-				cli_die(prog, EXIT_RUNTIME, "%s: %zu listed keys not found in the input (%s)", keys_file, missing, err);
-			}
-			cli_warn(prog, "%s: %zu listed keys not found in the input", keys_file, missing);
-		}
+		check_keys(&o, keys, w, stopped);
 		keyset_free(keys);
 	}
-	if (mode == MODE_CAT) {
+	if (o.mode == MODE_CAT) {
 		if (st_writer_close(w, err))
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
-	} else if (mode == MODE_INFO) {
-		print_info(header, selected, &sum, json);
+	} else if (o.mode == MODE_INFO) {
+		print_info(header, selected, &sum, o.json);
 	}
 	for (size_t i = 0; i < sum.n; i++)
 		free(sum.t[i].name);

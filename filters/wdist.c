@@ -1,6 +1,6 @@
 /* wdist - layerwise cosine distance between checkpoints (the paper's Fig. 3). */
-#include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "atomic.h"
 #include "cli.h"
 #include "cnn14.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "wdist";
@@ -17,14 +18,9 @@ static const char usage[] =
 	"Print the cosine distance d(x, y) = 1 - x.y / (|x| |y|) between each layer's\n"
 	"weights in the reference checkpoint REF and in each CKPT: one row per layer in\n"
 	"network order, one column per CKPT.  Sums are accumulated in double.\n"
-	"\n"
-	"  -a, --all            every float tensor (BatchNorm weights, biases, running\n"
-	"                       statistics too), not only conv and linear weights\n"
-	"  -j, --json           one JSON object instead of TSV\n"
-	"  -o, --output FILE    write to FILE atomically (default stdout)\n"
-	"      --max-record N   record size limit in bytes (K/M/G suffix)\n"
-	"      --help           show this help\n"
-	"      --version        show the version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"The output layer (fc_transfer) is left out when its shape differs between\n"
 	"checkpoints (a different class count); any other shape difference, or a\n"
@@ -108,35 +104,29 @@ typedef struct {
 	size_t n, cap;
 } layers;
 
+#define F(field) offsetof(options, field)
+static const opt_desc options_table[] = {
+	{"all", 'a', OPT_FLAG, F(all),
+	 .help = "every float tensor (BatchNorm weights, biases, running\nstatistics too), not only conv and linear weights"},
+	{"json", 'j', OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N", .help = "record size limit in bytes (K/M/G suffix)"},
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"wdist", options_table, usage, epilog};
+
 static void parse_args(int argc, char **argv, options *o)
 {
-	static const struct option opts[] = {
-		{"all", no_argument, 0, 'a'},          {"json", no_argument, 0, 'j'},
-		{"output", required_argument, 0, 'o'}, {"max-record", required_argument, 0, 'R'},
-		{"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
-	};
 	memset(o, 0, sizeof *o);
-	int c;
-	while ((c = getopt_long(argc, argv, "ajo:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a': o->all = true; break;
-		case 'j': o->json = true; break;
-		case 'o': o->output = optarg; break;
-		case 'R':
-			if (!cli_parse_size(optarg, &o->max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	if (argc - optind < 2)
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, NULL);
+	if (argc - first < 2)
 		cli_usage_error(prog, "need a reference checkpoint and at least one checkpoint to compare");
-	o->refpath = argv[optind];
-	o->ckpts = argv + optind + 1;
-	o->nckpt = argc - optind - 1;
+	o->refpath = argv[first];
+	o->ckpts = argv + first + 1;
+	o->nckpt = argc - first - 1;
 	for (int i = 0; i < o->nckpt; i++)
 		if (strcmp(o->ckpts[i], "-") == 0 && strcmp(o->refpath, "-") == 0)
 			cli_usage_error(prog, "stdin can be read only once");

@@ -126,7 +126,7 @@ grep -q "^audio-write: stdin: item 2: .*" err.txt || fail "NaN message: $(cat er
 # a stream without a sample rate
 $PYTHON mk.py norate.msgpack '{"tensor": "wave"}' x=ok
 if audio-write -d bad < norate.msgpack 2> err.txt; then fail "no sample_rate accepted"; fi
-grep -q "^audio-write: stdin: header: no valid 'sample_rate' param" err.txt || fail "message: $(cat err.txt)"
+grep -q "^audio-write: stdin: header: no valid sample_rate param" err.txt || fail "message: $(cat err.txt)"
 
 # a full disk (simulated with a file size limit) and a read-only directory:
 # exit 2, no file left, not even a temporary one.  Files from 1 to 4 KiB

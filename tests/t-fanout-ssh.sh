@@ -228,7 +228,7 @@ bad=$(awk '$1 != "a" || $2 != 0' rows2)
 want=$(for i in $(seq $nruns); do grep -q "^. 0 runs/s$i\$" rows1 || echo runs/s$i; done)
 got=$(cut -d' ' -f3 rows2 | sort -V)
 [ "$got" = "$want" ] || fail "the re-run ran [$(echo $got)], expected the runs not finished before [$(echo $want)]"
-grep -q "study: $(basename "$vrun"): resuming" fan2.log || fail "$vrun was not resumed from its saved state (no 'resuming' in the re-run's output)"
+grep -q "study: \(.*/\)\?$(basename "$vrun"): resuming" fan2.log || fail "$vrun was not resumed from its saved state (no 'resuming' in the re-run's output)"
 for i in $(seq $nruns); do
   [ -s study/runs/s$i/summary.tsv ] || fail "runs/s$i: no summary.tsv after the re-run"
 done

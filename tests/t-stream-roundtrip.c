@@ -429,6 +429,21 @@ static void item_api(void)
 	CHECK(st_dtype_parse(">f4", &u) && st_dtype_parse("|O", &u) && st_dtype_parse("<f2", &u), "refused dtypes");
 }
 
+/* The key rule (formats/stream.md, "Keys from file names"). */
+static void keys_from_paths(void)
+{
+	static const struct { const char *path, *key; } cases[] = {
+		{"Audios/a_1.wav", "a_1"}, {"dir/a.b.wav", "a.b"}, {"a", "a"},       {"x/.wav", ".wav"},
+		{"x.y/z", "z"},            {"/abs/f.", "f"},       {"d/..a", "."},   {"dir/", ""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const char *k;
+		size_t n = st_key_from_path(cases[i].path, strlen(cases[i].path), &k);
+		CHECK(n == strlen(cases[i].key) && memcmp(k, cases[i].key, n) == 0, "key of '%s': '%.*s', want '%s'",
+		      cases[i].path, (int)n, k, cases[i].key);
+	}
+}
+
 int main(void)
 {
 	st_item *items = make_items();
@@ -438,6 +453,7 @@ int main(void)
 	nonfinite(header);
 	derive();
 	item_api();
+	keys_from_paths();
 	for (size_t j = 0; j < NITEMS; j++)
 		st_item_free(&items[j]);
 	free(items);
