@@ -153,9 +153,9 @@ bench:
 lines:
 	@build-aux/lines.sh -n 25
 
-# Mutation testing, not part of make check (about 15 minutes): each mutant of
-# tests/mutants/ is applied alone to a copy of the tree, which is rebuilt and
-# the tests it names run (build-aux/mutants.sh).  M="03 sgd" runs the
+# Mutation testing, not part of make check (20-30 minutes on 2 cores): each
+# mutant of tests/mutants/ is applied alone to a copy of the tree, which is
+# rebuilt and the tests it names run (build-aux/mutants.sh).  M="03 sgd" runs the
 # mutants whose names contain 03 or sgd.
 mutants:
 	build-aux/deps.sh check

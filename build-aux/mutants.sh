@@ -27,9 +27,10 @@
 # is replaced there, `make all` rebuilds (optimised gcc, as check-fast),
 # its tests run until one fails, and the file is restored.  Prints one line
 # per mutant:
-#   killed     a test failed (or the build failed: "killed by the build")
+#   killed     a test failed (the first FAIL line it printed follows)
 #   SURVIVED   every named test passed
-#   stale      the snippet is not found, or found more than once: fix the .mut
+#   stale      the snippet is not found, or found more than once, or the
+#              mutant does not compile: fix the .mut
 #   equivalent survived as documented ("EQUIVALENT-KILLED" if a test caught it:
 #              the claim is wrong)
 # then the kill rate, the survivors and the time taken.  Exit status 0 when
@@ -133,6 +134,9 @@ print("OK " + p)
 EOF
 
 field() { python3 "$work/apply.py" "$1" "$tree" field "$2"; }
+# the unmutated copy built once with make all's flags (BUILD may hold other ones, WERROR=1 for one)
+(cd "$tree" && nice -n 5 make -j2 BUILD="$build" all >"$work/build.log" 2>&1) ||
+	die "the unmutated tree does not build: $(tail -3 "$work/build.log")"
 killed=0 survived=0 stale=0 equiv=0 bad_equiv=0
 survivors=() stales=()
 for m in "${mutants[@]}"; do
@@ -150,7 +154,8 @@ for m in "${mutants[@]}"; do
 	tests=$(field "$m" tests)
 	verdict="" by=""
 	if ! (cd "$tree" && nice -n 5 make -j2 BUILD="$build" all >"$work/build.log" 2>&1); then
-		verdict=killed by="the build"
+		verdict=nobuild # a mutant that does not compile tests nothing: fix it
+		cp "$work/build.log" "$work/logs/$n.log"
 	else
 		for t in $tests; do
 			: >"$work/counts"
@@ -165,9 +170,14 @@ for m in "${mutants[@]}"; do
 			[ "${p:-0}" -gt 0 ] || echo "  warning: $n: no test named *$t* ran (skipped: ${s:-0})" >&2
 		done
 	fi
-	mv "$file.orig-mutant" "$file" && touch "$file" # newer than what the mutant built
+	# back as it was (cat keeps the file's mode), and newer than what the mutant built
+	cat "$file.orig-mutant" >"$file" && rm "$file.orig-mutant" && touch "$file" || die "cannot restore $file"
 	secs=$(($(date +%s) - t0))
-	if [ -n "$eq" ]; then
+	if [ "$verdict" = nobuild ]; then
+		stale=$((stale + 1))
+		stales+=("$n")
+		printf '%-10s %-34s does not build: %s\n' stale "$n" "$(grep -m1 'error' "$work/logs/$n.log" | cut -c1-100)"
+	elif [ -n "$eq" ]; then
 		if [ "$verdict" = killed ]; then
 			bad_equiv=$((bad_equiv + 1))
 			survivors+=("$n (marked equivalent, killed by $by)")
