@@ -36,20 +36,25 @@ bool feature_params_match(const sv *a, const sv *b, const char *a_name, const ch
 	FILE *f = fmemopen(msg, len - 1, "w");
 	if (!f) /* out of memory: the short answer */
 		return snprintf(msg, len, "settings differ"), false;
+	/* every key of a that differs or is absent in b, then b's keys absent in a
+	 * (a side that is not a map has no keys: all of the other's differ) */
 	int n = 0;
-	if (a->kind != SV_MAP || b->kind != SV_MAP) {
-		entry(f, n++, "settings", a, b, a_name, b_name);
-	} else {
-		/* every key of a (differing or absent in b), then b's keys absent in a */
-		for (size_t i = 0; i < a->u.map.n; i++) {
-			const sv *other = sv_get(b, a->u.map.keys[i]);
-			if (!other || !sv_equal(a->u.map.vals[i], other))
-				entry(f, n++, a->u.map.keys[i], a->u.map.vals[i], other, a_name, b_name);
+	for (int pass = 0; pass < 2; pass++) {
+		const sv *x = pass ? b : a, *y = pass ? a : b;
+		if (x->kind != SV_MAP)
+			continue;
+		for (size_t i = 0; i < x->u.map.n; i++) {
+			const sv *other = sv_get(y, x->u.map.keys[i]);
+			if ((pass && other) || (other && sv_equal(x->u.map.vals[i], other)))
+				continue; /* equal, or compared in the first pass */
+			if (pass)
+				entry(f, n++, x->u.map.keys[i], NULL, x->u.map.vals[i], a_name, b_name);
+			else
+				entry(f, n++, x->u.map.keys[i], x->u.map.vals[i], other, a_name, b_name);
 		}
-		for (size_t i = 0; i < b->u.map.n; i++)
-			if (!sv_get(a, b->u.map.keys[i]))
-				entry(f, n++, b->u.map.keys[i], NULL, b->u.map.vals[i], a_name, b_name);
 	}
+	if (!n)
+		fputs("they are not both maps", f);
 	fclose(f); /* a full buffer has no NUL of fmemopen's: msg[len - 1] is one */
 	return false;
 }

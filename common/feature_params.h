@@ -20,7 +20,8 @@
 /* True when a and b are equal maps (or either is absent: nothing to
  * compare).  Otherwise false, and msg (len bytes, cut short if longer)
  * lists each differing key as "KEY A in the A_NAME, B in the B_NAME",
- * separated by "; ", with absent values written "(absent)". */
+ * separated by "; ", with absent values written "(absent)" (a side that is
+ * not a map has no keys; when neither is: "they are not both maps"). */
 bool feature_params_match(const sv *a, const sv *b, const char *a_name, const char *b_name, char *msg,
                           size_t len);
 

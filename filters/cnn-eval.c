@@ -11,6 +11,7 @@
 #include "dataset.h"
 #include "eval_report.h"
 #include "evaluate.h"
+#include "feature_params.h"
 #include "metrics.h"
 #include "nn_pool.h"
 #include "stream.h"
@@ -168,29 +169,10 @@ static void check_melspec(const sv *stream_mel, const sv *ckpt_mel, const char *
 	if (!stream_mel && ckpt_mel) /* features that cannot be checked are not scored */
 		cli_die(prog, EXIT_RUNTIME, "%s: no params.melspec in the stream, and %s was trained on melspec features",
 		        stream, ckpt);
-	if (!stream_mel || !ckpt_mel || sv_equal(stream_mel, ckpt_mel))
+	char msg[4096];
+	if (feature_params_match(stream_mel, ckpt_mel, "stream", "checkpoint", msg, sizeof msg))
 		return;
-	message msg;
-	FILE *f = message_open(&msg);
-	int ndiff = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		const sv *a = pass ? ckpt_mel : stream_mel, *b = pass ? stream_mel : ckpt_mel;
-		if (a->kind != SV_MAP)
-			continue;
-		for (size_t i = 0; i < a->u.map.n; i++) {
-			const sv *other = sv_get(b, a->u.map.keys[i]);
-			if ((pass && other) || (other && sv_equal(a->u.map.vals[i], other)))
-				continue; /* equal, or compared in the first pass */
-			fprintf(f, "%s%s ", ndiff++ ? "; " : "", a->u.map.keys[i]);
-			show(pass ? other : a->u.map.vals[i], f);
-			fputs(" in the stream, ", f);
-			show(pass ? a->u.map.vals[i] : other, f);
-			fputs(" in the checkpoint", f);
-		}
-	}
-	if (!ndiff)
-		fputs("they are not both maps", f);
-	cli_die(prog, EXIT_RUNTIME, "%s: melspec settings differ from those of %s: %s", stream, ckpt, message_text(&msg));
+	cli_die(prog, EXIT_RUNTIME, "%s: melspec settings differ from those of %s: %s", stream, ckpt, msg);
 }
 
 static void note_bandpass(const sv *stream_bp, const sv *ckpt_bp)
