@@ -88,8 +88,8 @@ typedef struct {
 	const char **names;
 	char (*numbers)[24];     /* "0", "1", ... for unnamed classes */
 	float pad_value;
-	float *x, *logp, *emb;   /* the current item's input, log-posteriors, embedding */
-	size_t x_cap;
+	float *x;                /* a short item padded to the minimum length */
+	float *logp, *emb;       /* the current item's log-posteriors, embedding */
 	st_item item, result;
 	cli_progress progress;
 } predictor;
@@ -195,9 +195,10 @@ static void predictor_start(predictor *p, const options *o, int argc, char **arg
 	cli_progress_init(&p->progress, prog, o->progress);
 }
 
-/* The item's log-Mel as network input (padded to the minimum when allowed);
- * returns its frame count. */
-static int input_of(predictor *p, const st_item *it)
+/* The item's log-Mel as network input: the tensor itself, or a copy padded
+ * to the minimum length when it is shorter and padding is allowed.  Its
+ * frame count goes to *frames_out. */
+static const float *input_of(predictor *p, const st_item *it, int *frames_out)
 {
 	const st_tensor *t = st_item_tensor(it, "logmel");
 	const char *name = st_reader_name(p->in);
@@ -205,28 +206,26 @@ static int input_of(predictor *p, const st_item *it)
 	if (!t || t->dtype != ST_F32 || t->ndim != 2 || t->shape[1] != CNN14_N_MELS)
 		cli_die(prog, EXIT_RUNTIME, "%s: item %llu ('%s'): no float32 tensor 'logmel' of shape (frames, %d)",
 		        name, (unsigned long long)n, it->key, CNN14_N_MELS);
-	int64_t frames = t->shape[0], want = frames;
-	if (frames < CNN14_MIN_FRAMES) {
-		if (!p->o->pad_short)
-			cli_die(prog, EXIT_RUNTIME, "%s: item %llu ('%s'): %lld frames, the network needs at least %d (pad it: --pad-short)",
-			        name, (unsigned long long)n, it->key, (long long)frames, CNN14_MIN_FRAMES);
-		want = CNN14_MIN_FRAMES;
-	}
-	if (want > INT32_MAX / CNN14_N_MELS)
+	int64_t frames = t->shape[0];
+	if (frames > INT32_MAX / CNN14_N_MELS)
 		cli_die(prog, EXIT_RUNTIME, "%s: item %llu ('%s'): %lld frames is too long", name, (unsigned long long)n,
 		        it->key, (long long)frames);
-	size_t need = (size_t)want * CNN14_N_MELS;
-	if (need > p->x_cap) {
-		free(p->x);
-		p->x_cap = need;
-		if (!(p->x = malloc(need * sizeof *p->x)))
-			cli_die(prog, EXIT_RUNTIME, "out of memory");
+	if (frames >= CNN14_MIN_FRAMES) {
+		*frames_out = (int)frames;
+		return t->data;
 	}
-	size_t have = (size_t)frames * CNN14_N_MELS;
+	if (!p->o->pad_short)
+		cli_die(prog, EXIT_RUNTIME, "%s: item %llu ('%s'): %lld frames, the network needs at least %d (pad it: --pad-short)",
+		        name, (unsigned long long)n, it->key, (long long)frames, CNN14_MIN_FRAMES);
+	/* the padded copy has a fixed size: CNN14_MIN_FRAMES x CNN14_N_MELS */
+	const size_t need = (size_t)CNN14_MIN_FRAMES * CNN14_N_MELS, have = (size_t)frames * CNN14_N_MELS;
+	if (!p->x && !(p->x = malloc(need * sizeof *p->x)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	memcpy(p->x, t->data, have * sizeof *p->x);
 	for (size_t i = have; i < need; i++)
 		p->x[i] = p->pad_value;
-	return (int)want;
+	*frames_out = CNN14_MIN_FRAMES;
+	return p->x;
 }
 
 static void write_tsv(predictor *p, const char *key, int best)
@@ -261,8 +260,9 @@ static void write_item(predictor *p, const st_item *it, int best)
 
 static void predictor_flow(predictor *p, const st_item *it)
 {
-	int frames = input_of(p, it);
-	if (cnn14_forward(p->model, p->x, 1, frames, 0, p->logp) != CNN14_OK ||
+	int frames;
+	const float *x = input_of(p, it, &frames);
+	if (cnn14_forward(p->model, x, 1, frames, 0, p->logp) != CNN14_OK ||
 	    (p->o->embedding && cnn14_embedding(p->model, p->emb) != CNN14_OK))
 		cli_die(prog, EXIT_RUNTIME, "%s: item '%s': %s", st_reader_name(p->in), it->key, cnn14_error(p->model));
 	int best = 0;
