@@ -25,6 +25,7 @@ struct csv_reader {
 	unsigned long ch_line, ch_col; /* position of the character being decoded */
 	int utf8_need;                 /* continuation bytes still expected */
 	unsigned char utf8_lo, utf8_hi;
+	unsigned char utf8_lead;       /* the lead byte of the sequence being decoded */
 	char *rec;
 	size_t rec_len, rec_cap;
 	field *fields;
@@ -129,8 +130,9 @@ static int get(csv_reader *r)
 	}
 	unsigned char c = r->in[r->in_pos++];
 	if (r->utf8_need) {
-		if (c < r->utf8_lo || c > r->utf8_hi)
-			return fail_at(r, r->ch_line, r->ch_col, "invalid UTF-8 (byte 0x%02x); the file must be UTF-8", c);
+		if (c < r->utf8_lo || c > r->utf8_hi) /* the sequence's lead byte is the bad one */
+			return fail_at(r, r->ch_line, r->ch_col,
+			               "invalid UTF-8 (byte 0x%02x, then 0x%02x); the file must be UTF-8", r->utf8_lead, c);
 		r->utf8_need--;
 		r->utf8_lo = 0x80;
 		r->utf8_hi = 0xbf;
@@ -141,6 +143,7 @@ static int get(csv_reader *r)
 	if (c == 0)
 		return fail_at(r, r->line, r->col, "NUL byte");
 	if (c >= 0x80) {
+		r->utf8_lead = c;
 		if (c >= 0xc2 && c <= 0xdf)
 			r->utf8_need = 1;
 		else if (c >= 0xe0 && c <= 0xef)
@@ -197,6 +200,8 @@ static int append(csv_reader *r, char c)
 
 static int begin_field(csv_reader *r)
 {
+	if (r->nfields == CSV_MAX_FIELDS)
+		return fail_at(r, r->line, r->col, "record with more than %d fields", CSV_MAX_FIELDS);
 	if (r->nfields == r->fields_cap) {
 		size_t cap = r->fields_cap ? 2 * r->fields_cap : 16;
 		field *p = realloc(r->fields, cap * sizeof *p);

@@ -12,7 +12,11 @@
  * Refused, with the file, line and column of the offending character:
  * a '"' inside an unquoted field, anything but ',' or a line end after a
  * closing quote, a quoted field still open at the end of input, a NUL
- * byte, bytes that are not UTF-8, and a record longer than CSV_MAX_RECORD.
+ * byte, bytes that are not UTF-8 (the message names the sequence's first
+ * byte, e.g. Latin-1's 0xe9), a record longer than CSV_MAX_RECORD bytes
+ * and one of more than CSV_MAX_FIELDS fields.  One record thus holds at
+ * most 16 MiB of text and 2 MiB of field table (formats/limits.md): a 16 MiB
+ * line of commas took 1.2 GB before the field limit.
  *
  * Lines count from 1 (every CRLF, LF or lone CR ends one, also inside
  * quoted fields); columns count characters (UTF-8 code points) from 1.
@@ -26,6 +30,7 @@
 
 /* Guards against a runaway quoted field eating all memory. */
 #define CSV_MAX_RECORD ((size_t)16 << 20)
+#define CSV_MAX_FIELDS 65536
 #define CSV_ERRLEN 512
 
 typedef struct csv_reader csv_reader;

@@ -52,14 +52,14 @@ int melspec_check(const melspec_config *c, char *err, size_t errlen)
 	double nyquist = (double)(c->sample_rate / 2);
 	if (c->sample_rate < 2)
 		snprintf(err, errlen, "sample rate %ld Hz: must be at least 2", c->sample_rate);
-	else if (c->n_fft < 2 || c->n_fft > (1 << 24))
-		snprintf(err, errlen, "n_fft %d: must be in 2..16777216", c->n_fft);
-	else if (c->win_length < 1 || c->win_length > c->n_fft)
-		snprintf(err, errlen, "window length %d: must be in 1..n_fft (%d)", c->win_length, c->n_fft);
+	else if (c->n_fft < 2 || c->n_fft > MELSPEC_MAX_NFFT)
+		snprintf(err, errlen, "n_fft %d: must be in 2..%d (formats/limits.md)", c->n_fft, MELSPEC_MAX_NFFT);
+	else if (c->win_length < 2 || c->win_length > c->n_fft)
+		snprintf(err, errlen, "window length %d: must be in 2..n_fft (%d)", c->win_length, c->n_fft);
 	else if (c->hop_length < 1)
 		snprintf(err, errlen, "hop length %d: must be at least 1", c->hop_length);
-	else if (c->n_mels < 1 || c->n_mels > 65536)
-		snprintf(err, errlen, "%d mel bands: must be in 1..65536", c->n_mels);
+	else if (c->n_mels < 1 || c->n_mels > MELSPEC_MAX_MELS)
+		snprintf(err, errlen, "%d mel bands: must be in 1..%d (formats/limits.md)", c->n_mels, MELSPEC_MAX_MELS);
 	else if (!(c->f_min >= 0) || !(c->f_min < c->f_max))
 		snprintf(err, errlen, "mel range %g..%g Hz: need 0 <= f_min < f_max", c->f_min, c->f_max);
 	else if (c->f_max > nyquist)

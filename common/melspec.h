@@ -35,12 +35,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Limits (formats/limits.md) that bound one worker's memory: the
+ * filterbank is (n_fft/2 + 1) x n_mels floats, 64 MiB at both limits, and
+ * the FFT buffers O(n_fft).  A window of one sample is refused: torchaudio's
+ * periodic Hann window of length 1 is [1], this formula's is [0]. */
+#define MELSPEC_MAX_NFFT 65536
+#define MELSPEC_MAX_MELS 512
+
 typedef struct {
 	long sample_rate;   /* Hz */
-	int n_fft;          /* FFT size, >= 2 */
-	int win_length;     /* Hann window length, 1..n_fft */
+	int n_fft;          /* FFT size, 2..MELSPEC_MAX_NFFT */
+	int win_length;     /* Hann window length, 2..n_fft */
 	int hop_length;     /* frame step, >= 1 */
-	int n_mels;         /* mel bands, >= 1 */
+	int n_mels;         /* mel bands, 1..MELSPEC_MAX_MELS */
 	double f_min, f_max; /* Hz, 0 <= f_min < f_max <= sample_rate / 2 */
 	double power;       /* exponent of the magnitude, > 0 */
 	bool db;            /* convert to decibels */

@@ -204,6 +204,65 @@ static sv *header_new(int argc, char **argv)
 	return h;
 }
 
+/* The files to decode, from the list or the arguments, narrowed by --keys. */
+static jobs collect_jobs(const char *list, int nfiles, char **files, const char *keys_file, bool missing_ok)
+{
+	jobs j = {0};
+	if (list)
+		read_list(list, &j);
+	for (int i = 0; !list && i < nfiles; i++)
+		add_file(&j, files[i]);
+	select_jobs(&j, keys_file, missing_ok);
+	return j;
+}
+
+static st_writer *open_output(const char *output, long rate, int argc, char **argv)
+{
+	char err[ST_ERRLEN];
+	sv *header = header_new(argc, argv);
+	sv *params = header ? st_header_params(header) : NULL;
+	if (!params || sv_set(params, "sample_rate", sv_int(rate)) || sv_set(params, "tensor", sv_str("wave")))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	st_writer *w = st_writer_open(output, header, err);
+	if (!w)
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	sv_free(header); /* the writer keeps no reference: it wrote it at once */
+	return w;
+}
+
+/* Decodes one file into the stream: true, or false when it was skipped
+ * (--skip-bad); any other failure ends the run. */
+static bool put_file(st_writer *w, st_item *it, const job *x, long rate, size_t max_record, bool skip_bad)
+{
+	char err[ST_ERRLEN];
+	/* the record holds the samples plus the key, the path and a few hundred bytes of framing */
+	size_t overhead = 512 + strlen(x->key) + strlen(x->path);
+	size_t max_samples = max_record > overhead ? (max_record - overhead) / sizeof(float) : 1;
+	audio_wave wave;
+	if (!utf8_job(x, err, sizeof err) || audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
+		if (!skip_bad)
+			die_abort(w, err);
+		cli_warn(prog, "%s (skipped)", err);
+		return false;
+	}
+	if (wave.nonfinite)
+		cli_warn(prog, "%s: %llu samples are NaN or infinite (read as -1 or +1, as sox reads them)", x->path,
+		         (unsigned long long)wave.nonfinite);
+	if (wave.clipped)
+		cli_warn(prog, "%s: %llu samples clipped while mixing or resampling (as sox clips them)", x->path,
+		         (unsigned long long)wave.clipped);
+	st_item_clear(it);
+	int64_t shape[1] = {(int64_t)wave.n};
+	if (st_item_set_key(it, x->key) || !st_item_take_tensor(it, "wave", ST_F32, 1, shape, wave.samples) ||
+	    st_item_set_field(it, "source", sv_str(x->path)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	if (st_writer_put(w, it)) {
+		snprintf(err, sizeof err, "%s", st_writer_error(w));
+		die_abort(w, err);
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -250,23 +309,11 @@ int main(int argc, char **argv)
 	if (!max_record && st_max_record_env(&max_record, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 
-	jobs j = {0};
-	if (list)
-		read_list(list, &j);
-	else
-		for (int i = optind; i < argc; i++)
-			add_file(&j, argv[i]);
-	select_jobs(&j, keys_file, missing_ok);
+	jobs j = collect_jobs(list, argc - optind, argv + optind, keys_file, missing_ok);
 
 	if (audio_init(verbose, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	sv *header = header_new(argc, argv);
-	sv *params = header ? st_header_params(header) : NULL;
-	if (!params || sv_set(params, "sample_rate", sv_int(rate)) || sv_set(params, "tensor", sv_str("wave")))
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	st_writer *w = st_writer_open(output, header, err);
-	if (!w)
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	st_writer *w = open_output(output, rate, argc, argv);
 
 	st_item it;
 	if (st_item_init(&it))
@@ -275,41 +322,7 @@ int main(int argc, char **argv)
 	cli_progress_init(&pr, prog, progress);
 	size_t skipped = 0;
 	for (size_t i = 0; i < j.n; i++) {
-		const job *x = &j.v[i];
-		/* the record holds the samples plus the key, the path and a few hundred bytes of framing */
-		size_t overhead = 512 + strlen(x->key) + strlen(x->path);
-		size_t max_samples = max_record > overhead ? (max_record - overhead) / sizeof(float) : 1;
-		audio_wave wave;
-		if (!utf8_job(x, err, sizeof err)) {
-			if (!skip_bad)
-				die_abort(w, err);
-			cli_warn(prog, "%s (skipped)", err);
-			skipped++;
-			continue;
-		}
-		if (audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
-			if (!skip_bad)
-				die_abort(w, err);
-			cli_warn(prog, "%s (skipped)", err);
-			skipped++;
-			continue;
-		}
-		if (wave.nonfinite)
-			cli_warn(prog, "%s: %llu samples are NaN or infinite (read as -1 or +1, as sox reads them)", x->path,
-			          (unsigned long long)wave.nonfinite);
-		if (wave.clipped)
-			cli_warn(prog, "%s: %llu samples clipped while mixing or resampling (as sox clips them)", x->path,
-			         (unsigned long long)wave.clipped);
-		st_item_clear(&it);
-		int64_t shape[1] = {(int64_t)wave.n};
-		if (st_item_set_key(&it, x->key) || !st_item_take_tensor(&it, "wave", ST_F32, 1, shape, wave.samples) ||
-		    st_item_set_field(&it, "source", sv_str(x->path)))
-			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		if (st_writer_put(w, &it)) {
-			snprintf(err, sizeof err, "%s", st_writer_error(w));
-			st_writer_abort(w);
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		}
+		skipped += !put_file(w, &it, &j.v[i], rate, max_record, skip_bad);
 		cli_progress_update(&pr, i + 1, j.n, "files");
 	}
 	cli_progress_done(&pr, j.n, "files");
@@ -318,7 +331,6 @@ int main(int argc, char **argv)
 	if (skipped)
 		cli_warn(prog, "skipped %zu of %zu files that could not be decoded", skipped, j.n);
 	st_item_free(&it);
-	sv_free(header);
 	for (size_t i = 0; i < j.n; i++) {
 		free(j.v[i].key);
 		free(j.v[i].path);

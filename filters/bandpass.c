@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "iir.h"
 #include "stream.h"
+#include "wave_check.h"
 
 static const char *prog = "bandpass";
 
@@ -70,9 +71,10 @@ static void bp_start(bandpass *bp, const st_reader *r, sv *header)
 	if (st_wave_rate(r, &rate, why))
 		cli_die(prog, EXIT_RUNTIME, "%s", why);
 	bp->rate = (double)rate;
-	if (!(bp->high < bp->rate / 2))
-		cli_usage_error(prog, "band %g to %g Hz: the high edge must be below the Nyquist frequency, %g Hz at the stream's sample_rate %g",
-		                bp->low, bp->high, bp->rate / 2, bp->rate);
+	if (!(bp->high < bp->rate / 2)) /* a runtime error, as melspec's f_max above Nyquist */
+		cli_die(prog, EXIT_RUNTIME,
+		        "%s: band %g to %g Hz: the high edge must be below the Nyquist frequency, %g Hz at the stream's sample_rate %g",
+		        name, bp->low, bp->high, bp->rate / 2, bp->rate);
 	double sos[6 * IIR_MAX_ORDER];
 	char err[256];
 	if (iir_butter_bandpass((int)bp->order, bp->low, bp->high, bp->rate, sos, err, sizeof err))
@@ -110,6 +112,8 @@ static const char *bp_flow(bandpass *bp, st_item *it, char *why, size_t len)
 	}
 	size_t n = (size_t)t->shape[0];
 	float *x = t->data;
+	if (wave_check_samples(x, n, why, len))
+		return why;
 	if (!bp->zero_phase) {
 		iir_sos_reset(bp->filter);
 		iir_sos_run_f32(bp->filter, x, x, n);

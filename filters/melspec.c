@@ -13,6 +13,7 @@
 #include "nn_pool.h"
 #include "omap.h"
 #include "stream.h"
+#include "wave_check.h"
 
 static const char *prog = "melspec";
 
@@ -106,6 +107,11 @@ static int transform(void *ctx, st_item *it, uint64_t seq, char *msg)
 		memset(wk->padded + n, 0, (need - n) * sizeof *x);
 		x = wk->padded;
 		n = need;
+	}
+	char bad[160];
+	if (wave_check_samples(x, n, bad, sizeof bad)) { /* never a silent -100 dB or NaN (issue 13) */
+		snprintf(msg, MSGLEN, "%s: %s", where, bad);
+		return -1;
 	}
 	size_t frames = melspec_frames(wk->m, n);
 	float *out = sv_aligned_alloc(frames * (size_t)c->n_mels * sizeof *out);

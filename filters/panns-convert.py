@@ -13,8 +13,9 @@ import hashlib
 import math
 import os
 import sys
+import shutil
+import subprocess
 import tempfile
-import zipfile
 from collections import OrderedDict
 
 PROG = "panns-convert"
@@ -28,7 +29,12 @@ FRONT_END = ("spectrogram_extractor.stft.conv_real.weight", "spectrogram_extract
              "logmel_extractor.melW")
 HEAD = ("fc_audioset.weight", "fc_audioset.bias")
 # torch.save's legacy (pre-1.6) format starts with this pickled magic number;
-# the current format is a zip archive.
+# the current format is a zip archive, which torch's own loader recognises
+# by the local file header at offset 0 (torch.serialization._is_zipfile).
+# Only that is taken for a zip: zipfile.is_zipfile also accepts a tar with
+# an empty zip appended, which sends torch 1.13 down its legacy tar loader.
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_CLASSES = 4096  # common/ckpt_check.h CKPT_MAX_CLASSES (formats/limits.md)
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 USAGE = f"""\
@@ -49,8 +55,9 @@ kept; the width divisor is read from conv_block1.conv1.weight.
       --seed N             initialisation of the new output layer (default 1)
       --class-names A,B,.. names of the output classes (default "0", "1", ...)
       --class-names-file F the names, one per line
-      --trust-pickle       load a file that holds objects other than tensors;
-                           this runs the file's pickle code: trusted files only
+      --trust-pickle       load a file that holds objects other than tensors, or
+                           PyTorch's legacy (pre-1.6) format; this runs the
+                           file's pickle code: trusted files only
       --help               print this help and exit
       --version            print the version and exit
 
@@ -71,6 +78,19 @@ class Parser(argparse.ArgumentParser):
         sys.exit(1)
 
 
+def emit(text):
+    """Writes text to fd 1 unbuffered: 0, or 2 with a message (a full disk
+    under --help is an error, not a traceback at exit)."""
+    data = text.encode()
+    try:
+        while data:
+            data = data[os.write(1, data):]
+    except OSError as e:
+        sys.stderr.write(f"{PROG}: stdout: {e.strerror or e}\n")
+        return 2
+    return 0
+
+
 def parse_args(argv):
     p = Parser(prog=PROG, add_help=False, allow_abbrev=False)
     p.add_argument("pth", nargs="?")
@@ -85,17 +105,15 @@ def parse_args(argv):
     p.add_argument("--version", action="store_true")
     a = p.parse_args(argv)
     if a.help:
-        sys.stdout.write(USAGE)
-        sys.exit(0)
+        sys.exit(emit(USAGE))
     if a.version:
-        print(f"{PROG} (sertools) {VERSION}")
-        sys.exit(0)
+        sys.exit(emit(f"{PROG} (sertools) {VERSION}\n"))
     if a.pth is None:
         p.error("no input file")
     if a.keep_audioset_head and a.classes is not None:
         p.error("--classes: the AudioSet head has 527 classes")
-    if a.classes is not None and not 1 <= a.classes <= 1000000:
-        p.error(f"--classes {a.classes}: need 1 to 1000000")
+    if a.classes is not None and not 1 <= a.classes <= MAX_CLASSES:
+        p.error(f"--classes {a.classes}: need 1 to {MAX_CLASSES} (formats/limits.md)")
     if a.class_names is not None and a.class_names_file is not None:
         p.error("--class-names and --class-names-file exclude each other")
     if a.seed < 0:
@@ -116,11 +134,16 @@ def load_state_dict(path, trust_pickle):
     try:
         with open(path, "rb") as f:
             head = f.read(len(LEGACY_MAGIC))
-        is_zip = zipfile.is_zipfile(path)
     except OSError as e:
         raise Fail(f"{path}: {e.strerror or e}") from None
-    if not is_zip and head != LEGACY_MAGIC:
-        raise Fail(f"{path}: not a PyTorch file (neither a zip archive nor PyTorch's legacy format)")
+    if head.startswith(ZIP_MAGIC):
+        pass
+    elif head == LEGACY_MAGIC and not trust_pickle:
+        raise Fail(f"{path}: PyTorch's legacy (pre-1.6) format, which is loaded by running pickle code; "
+                   f"if you trust the file, rerun with --trust-pickle (or re-save it with torch >= 1.6)")
+    elif head != LEGACY_MAGIC:
+        raise Fail(f"{path}: not a PyTorch file: it starts with {head[:4].hex()}, not a zip archive's "
+                   f"local header (504b0304) nor PyTorch's legacy magic number")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
@@ -316,6 +339,21 @@ def sha256(path):
     return h.hexdigest()
 
 
+def validate(tmp, path):
+    """The written file passes the checkpoint rules every C tool applies
+    (common/ckpt_check.h), checked by `wdist --check` beside this script or
+    on PATH.  Without wdist the rules convert() checked in Python stand
+    (the same: names, shapes, finite values, variances >= 0)."""
+    here = os.path.join(os.path.dirname(os.path.realpath(__file__)), "wdist")
+    tool = here if os.access(here, os.X_OK) else shutil.which("wdist")
+    if tool is None:
+        return
+    r = subprocess.run([tool, "--check", tmp], capture_output=True, text=True, errors="replace")
+    if r.returncode != 0:
+        why = r.stderr.strip().split(": ", 1)[-1].replace(tmp, path)
+        raise Fail(f"{path}: the written checkpoint fails the checkpoint rules: {why}")
+
+
 def write(path, params, tensors, argv):
     import msgpack
     import msgpack_numpy
@@ -330,6 +368,9 @@ def write(path, params, tensors, argv):
         else:
             d = os.path.dirname(os.path.abspath(path))
             fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=d)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # as the C tools' files (mkstemp makes 0600)
             f = os.fdopen(fd, "wb")
         f.write(pack.pack(header))
         for name, v in tensors.items():
@@ -339,6 +380,7 @@ def write(path, params, tensors, argv):
         if not to_stdout:
             os.fsync(f.fileno())
             f.close()
+            validate(tmp, path)
             os.rename(tmp, path)
             tmp = None
     except OSError as e:

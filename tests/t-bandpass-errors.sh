@@ -11,7 +11,10 @@ wave = lambda n: np.random.default_rng(1).standard_normal(n).astype(np.float32) 
 nan = wave(100)
 nan[42] = np.nan
 extra = {
-    'good': None, 'rate8k': None, 'norate': None, 'logmel': None,
+    'good': None, 'rate8k': None, 'norate': None, 'logmel': None, 'ratefrac': None, 'rate1e300': None,
+    'huge': ('huge-item', {'wave': np.array([0.1, 1e8, 1.0000001e8, 0.2], np.float32)}),
+    'atlimit': ('limit-item', {'wave': np.array([0.1, 1e8, -1e8, 0.2] * 10, np.float32)}),
+    'inf': ('inf-item', {'wave': np.array([0.1, -np.inf, 0.2], np.float32)}),
     'f64': ('double-item', {'wave': wave(100).astype(np.float64)}),
     'twod': ('matrix-item', {'wave': wave(100).reshape(10, 10)}),
     'nowave': ('silent-item', {'logmel': wave(64)}),
@@ -24,6 +27,8 @@ for kind, item in extra.items():
     params = {'sample_rate': 8000 if kind == 'rate8k' else 16000, 'tensor': 'logmel' if kind == 'logmel' else 'wave'}
     if kind == 'norate':
         del params['sample_rate']
+    if kind in ('ratefrac', 'rate1e300'):
+        params['sample_rate'] = 16000.5 if kind == 'ratefrac' else 1e300
     items = [('ok', {'wave': wave(4000)})] + ([item] if item else [])
     with open(kind + '.msgpack', 'wb') as out:
         p = lambda o: out.write(msgpack.packb(o, default=m.encode, use_bin_type=True))
@@ -64,13 +69,20 @@ expect 1 "--center needs --width" --center 300 good.msgpack
 expect 1 "--width: 'abc' is not a frequency" --width abc good.msgpack
 expect 1 "one input stream at most" --width 100 good.msgpack good.msgpack
 expect 1 "unknown option|unrecognized option" --width 100 --bogus good.msgpack
-# edges against the stream's Nyquist frequency: known after the header, still a usage error
-expect 1 "band 100 to 4000 Hz: the high edge must be below the Nyquist frequency, 4000 Hz at the stream's sample_rate 8000" --low 100 --high 4000 rate8k.msgpack
-expect 1 "band 300 to 9000 Hz.*8000 Hz at the stream's sample_rate 16000" --low 300 --high 9000 good.msgpack
+# edges against the stream's Nyquist frequency: known after the header, a runtime error (exit 2) like melspec's
+expect 2 "^bandpass: rate8k.msgpack: band 100 to 4000 Hz: the high edge must be below the Nyquist frequency, 4000 Hz at the stream's sample_rate 8000$" --low 100 --high 4000 rate8k.msgpack
+expect 2 "band 300 to 9000 Hz.*8000 Hz at the stream's sample_rate 16000" --low 300 --high 9000 good.msgpack
 
 # bad input
-expect 2 "norate.msgpack: header: no valid sample_rate param" --width 100 norate.msgpack
-expect 2 "stdin: header: no valid sample_rate param" --width 100 - < norate.msgpack
+expect 2 "norate.msgpack: header: no sample_rate in params: not a waveform stream" --width 100 norate.msgpack
+expect 2 "stdin: header: no sample_rate in params" --width 100 - < norate.msgpack
+# a sample rate that is not an integer (16000.5, 1e300) is refused, as melspec and audio-write refuse it
+expect 2 "^bandpass: ratefrac.msgpack: header: sample_rate is not an integer from 2 to 2147483647 Hz$" --width 100 ratefrac.msgpack
+expect 2 "rate1e300.msgpack: header: sample_rate is not an integer" --width 100 rate1e300.msgpack
+# samples: finite and |x| <= 1e8 (formats/limits.md), at the limit accepted, past it an error naming the item
+expect 2 "^bandpass: huge.msgpack: item 2 \(huge-item\): sample 2 is 1e\+08, beyond the limit of 1e\+08 \(formats/limits.md\)$" --width 100 huge.msgpack
+expect 0 - --width 100 atlimit.msgpack
+expect 2 "inf.msgpack: item 2.*non-finite value -inf at index 1" --width 100 inf.msgpack
 expect 2 "header: the stream holds 'logmel' items" --width 100 logmel.msgpack
 expect 2 "item 2 \(double-item\): tensor 'wave' is <f8; bandpass takes float32" --width 100 f64.msgpack
 expect 2 "item 2 \(matrix-item\): tensor 'wave' has 2 dimensions" --width 100 twod.msgpack

@@ -254,6 +254,7 @@ int main(void)
 	EXPECT_ERR("x,\xc3,y\n", "1:3", "UTF-8");         /* cut by a comma */
 	EXPECT_ERR("\xe9t\xe9\n", "1:1", "UTF-8");        /* Latin-1 */
 	EXPECT_ERR("a,\xf5\x80\x80\x80\n", "1:3", "UTF-8"); /* no such lead byte */
+	EXPECT_ERR("caf\xe9,x\n", "1:4", "invalid UTF-8 (byte 0xe9, then 0x2c)"); /* names the bad byte first */
 	/* the error is sticky */
 	{
 		src m = open_mem("\"a", 2);
@@ -273,6 +274,24 @@ int main(void)
 		CHECK(strncmp(got, "ERR:t.csv:1:1: record longer than", 33) == 0, "got %.80s", got);
 		free(got);
 		free(big);
+	}
+	/* a line of commas: at most CSV_MAX_FIELDS fields (bounded memory), at the limit accepted */
+	for (size_t extra = 0; extra < 2; extra++) {
+		size_t len = CSV_MAX_FIELDS - 1 + extra; /* commas: one more field than commas */
+		char *commas = malloc(len + 1);
+		if (!commas)
+			return 2;
+		memset(commas, ',', len);
+		commas[len] = '\n';
+		src m = open_mem(commas, len + 1);
+		int rc = csv_next(m.r);
+		if (extra)
+			CHECK(rc == -1 && strstr(csv_error(m.r), "record with more than 65536 fields"), "rc %d %s", rc,
+			      csv_error(m.r));
+		else
+			CHECK(rc == 1 && csv_nfields(m.r) == CSV_MAX_FIELDS, "rc %d, %zu fields", rc, csv_nfields(m.r));
+		close_mem(&m);
+		free(commas);
 	}
 	/* csv_open on a file that is not there names it */
 	{

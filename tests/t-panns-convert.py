@@ -161,7 +161,9 @@ else:
         T.fail("--seed does not change the new head")
 # PyTorch's legacy (pre-1.6, non-zip) file format
 save("legacy.pth", src, legacy=True)
-rc, _, err = panns_convert("--classes", 4, "--class-names", "a,b,c,d", "-o", "legacy.ckpt", "legacy.pth")
+expect_error("legacy format without --trust-pickle", ["legacy.pth"], "legacy.pth: PyTorch's legacy (pre-1.6) format")
+rc, _, err = panns_convert("--trust-pickle", "--classes", 4, "--class-names", "a,b,c,d", "-o", "legacy.ckpt",
+                           "legacy.pth")
 if rc != 0:
     T.fail(f"legacy format: exit {rc}: {err}")
 else:
@@ -229,6 +231,37 @@ with open("junk.pth", "wb") as f:
     f.write(b"not a pytorch file at all")
 expect_error("not PyTorch", ["junk.pth"], "junk.pth: not a PyTorch file")
 expect_error("no such file", ["nothere.pth"], "nothere.pth: no such file")
+# issue 13: a tar archive with an empty zip appended passes zipfile.is_zipfile
+# (and sent torch 1.13 down its legacy tar loader): refused by its first bytes
+import io, subprocess, tarfile, zipfile  # noqa: E401,E402
+with tarfile.open("tarzip.pth", "w") as tf:
+    data = b"x" * 100
+    ti = tarfile.TarInfo("storages")
+    ti.size = len(data)
+    tf.addfile(ti, io.BytesIO(data))
+buf = io.BytesIO()
+zipfile.ZipFile(buf, "w").close()
+with open("tarzip.pth", "ab") as f:
+    f.write(buf.getvalue())
+assert zipfile.is_zipfile("tarzip.pth")
+expect_error("tar with a zip appended", ["tarzip.pth"],
+             "tarzip.pth: not a PyTorch file: it starts with 73746f72, not a zip archive's local header")
+expect_error("usage: --classes 4097", ["--classes", 4097, "small.pth"], "--classes 4097: need 1 to 4096", code=1)
+# the output's mode is the C tools': 0666 less the umask
+rc, _, err = panns_convert("--classes", 4096, "-o", "mode.ckpt", "small.pth")
+if rc != 0:
+    T.fail(f"--classes 4096: exit {rc}: {err}")
+mode = os.stat("mode.ckpt").st_mode & 0o777
+um = os.umask(0)
+os.umask(um)
+if mode != 0o666 & ~um:
+    T.fail(f"output mode {oct(mode)}, want {oct(0o666 & ~um)}")
+# --help to a full disk: one line, exit 2, no traceback
+if os.path.exists("/dev/full"):
+    r = subprocess.run(["panns-convert", "--help"], stdout=open("/dev/full", "w"), capture_output=False,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 2 or r.stderr != "panns-convert: stdout: No space left on device\n":
+        T.fail(f"--help to /dev/full: exit {r.returncode}, {r.stderr!r}")
 pickled = variant(lambda sd: None, "pickled.pth", {"sampler": np.random.RandomState(0).get_state()})
 expect_error("non-tensor objects", [pickled], "--trust-pickle")
 rc, _, err = panns_convert("--trust-pickle", "-o", "trusted.ckpt", pickled)
