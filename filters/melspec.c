@@ -110,7 +110,7 @@ static int transform(void *ctx, st_item *it, uint64_t seq, char *msg)
 	}
 	char bad[160];
 	if (wave_check_samples(x, n, bad, sizeof bad)) { /* never a silent -100 dB or NaN (issue 13) */
-		snprintf(msg, MSGLEN, "%s: %s", where, bad);
+		snprintf(msg, OMAP_MSGLEN, "%s: %s", where, bad);
 		return -1;
 	}
 	size_t frames = melspec_frames(wk->m, n);
