@@ -34,6 +34,9 @@
  * st_writer_close succeeds (temp file + rename).  Every write is checked.
  * Pipes on either side are enlarged to 1 MiB (best effort) for throughput.
  *
+ * The implementation is in files by concern (items, msgpack decoder and
+ * encoder, reader, writer, headers); stream_impl.h lists them.
+ *
  * Errors: functions return ST_OK (0) or a negative st_error; the reader
  * and writer keep a message with the file name and the item number, e.g.
  * "feats.msgpack: item 37: truncated record", for the caller to print
