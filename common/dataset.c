@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feature_params.h"
 #include "stream.h"
 
 int dataset_load(dataset *ds, const char *path, size_t max_record, char *err)
@@ -132,7 +133,13 @@ int dataset_compatible(const dataset *a, const dataset *b, char *err)
 	}
 	const sv *ma = sv_get(a->params, "melspec"), *mb = sv_get(b->params, "melspec");
 	if ((ma == NULL) != (mb == NULL) || (ma && !sv_equal(ma, mb))) {
-		snprintf(err, ST_ERRLEN, "%s and %s were made with different melspec settings", a->name, b->name);
+		/* name each setting that differs, as cnn-eval does */
+		int n = snprintf(err, ST_ERRLEN, "%s and %s were made with different melspec settings: ", a->name, b->name);
+		size_t at = n < 0 ? 0 : (size_t)n < ST_ERRLEN ? (size_t)n : ST_ERRLEN - 1;
+		if (!ma || !mb)
+			snprintf(err + at, ST_ERRLEN - at, "only %s has them", ma ? a->name : b->name);
+		else
+			feature_params_match(ma, mb, a->name, b->name, err + at, ST_ERRLEN - at);
 		return -1;
 	}
 	const sv *ba = sv_get(a->params, "bandpass"), *bb = sv_get(b->params, "bandpass");

@@ -46,7 +46,8 @@ void dataset_free(dataset *ds);
 
 /* Checks that two datasets can be used together: the same class names,
  * task, n_mels, and feature settings (params.melspec and params.bandpass
- * equal, or both absent).  0, or -1 with a message naming what differs. */
+ * equal, or both absent).  0, or -1 with a message naming what differs
+ * (each differing melspec setting with both values, feature_params.h). */
 int dataset_compatible(const dataset *a, const dataset *b, char *err);
 
 /* A 64-bit fingerprint of the content: every key, label and log-Mel value

@@ -131,8 +131,33 @@ static int save_model(train_run *r, const char *dir, const char *name, sv *train
 	return rc;
 }
 
+/* log.jsonl from log.tsv: one object per row, the same numbers as the same
+ * text (so the two agree, and a resumed run writes the same bytes). */
+static int log_json(const char *tsv, train_text *out)
+{
+	const char *row = strchr(tsv, '\n'); /* past the header */
+	int bad = train_text_add(out, "%s", "");
+	while (row && row[1]) {
+		row++;
+		const char *end = strchr(row, '\n');
+		int len = (int)(end ? end - row : (ptrdiff_t)strlen(row));
+		char f[5][32] = {{0}};
+		int k = 0;
+		for (const char *c = row; k < 5 && c < row + len; k++) {
+			const char *tab = memchr(c, '\t', (size_t)(row + len - c));
+			int flen = (int)((tab ? tab : row + len) - c);
+			snprintf(f[k], sizeof f[k], "%.*s", flen, c);
+			c = tab ? tab + 1 : row + len;
+		}
+		bad |= train_text_add(out, "{\"epoch\":%s,\"loss\":%s,\"dev_uar\":%s,\"test_uar\":%s,\"seconds\":%s}\n",
+		                      f[0], f[1], f[2], strcmp(f[3], "NA") ? f[3] : "null", f[4]);
+		row = end;
+	}
+	return bad ? -1 : 0;
+}
+
 /* The files of a state into dir: best.ckpt when new_best, last.ckpt,
- * last.opt, position.msgpack, log.tsv. */
+ * last.opt, position.msgpack, log.tsv, log.jsonl. */
 static int write_state_files(train_run *r, const char *dir, bool new_best, char *err)
 {
 	int completed = r->pos.epoch - 1;
@@ -150,23 +175,27 @@ static int write_state_files(train_run *r, const char *dir, bool new_best, char 
 	if (save_model(r, dir, "last.ckpt", tr, err))
 		return -1;
 	char *opt = rundir_path(dir, "last.opt"), *pos = rundir_path(dir, "position.msgpack"),
-	     *log = rundir_path(dir, "log.tsv");
+	     *log = rundir_path(dir, "log.tsv"), *json = rundir_path(dir, "log.jsonl");
+	train_text js = {0};
 	int rc = 0;
-	if (!opt || !pos || !log)
+	if (!opt || !pos || !log || !json || log_json(r->log.s, &js))
 		rc = fail(err, "out of memory");
 	else if (cnn14_save_optimizer(r->model, opt, r->prog, r->argc, r->argv) != CNN14_OK)
 		rc = fail(err, "%s", cnn14_error(r->model));
-	else if (train_position_save(pos, &r->pos, r->prog, err) || rundir_write_text(log, r->log.s, err))
+	else if (train_position_save(pos, &r->pos, r->prog, err) || rundir_write_text(log, r->log.s, err) ||
+	         rundir_write_text(json, js.s, err))
 		rc = -1;
+	free(js.s);
 	free(opt);
 	free(pos);
 	free(log);
+	free(json);
 	return rc;
 }
 
 int train_save_state(train_run *r, bool new_best, char *err)
 {
-	static const char *const published[] = {"last.ckpt", "log.tsv", "best.ckpt"};
+	static const char *const published[] = {"last.ckpt", "log.tsv", "log.jsonl", "best.ckpt"};
 	rundir_state st;
 	/* leftovers of a killed save were removed when the run resumed */
 	if (rundir_state_begin(&st, r->rundir, r->pos.epoch, r->pos.batch, err))
@@ -176,7 +205,8 @@ int train_save_state(train_run *r, bool new_best, char *err)
 		rundir_state_abort(&st);
 		return -1;
 	}
-	return rundir_state_commit(&st, r->rundir, published, 3, &r->state_dir, err);
+	return rundir_state_commit(&st, r->rundir, published, sizeof published / sizeof *published, &r->state_dir,
+	                           err);
 }
 
 int train_load_state(train_run *r, char *err)

@@ -16,9 +16,12 @@
  * Files of a state directory: last.ckpt (the model; params.training says
  * where), last.opt (momentum), position.msgpack (a train_position in
  * params.position), log.tsv (one row per finished epoch, train_log_header
- * first), best.ckpt (a hard link to the previous state's while it has not
- * changed).  RUNDIR's last.ckpt, log.tsv, best.ckpt, summary.tsv and
- * summary.json are links to the newest state's files.
+ * first), log.jsonl (the same rows as JSON objects {"epoch", "loss",
+ * "dev_uar", "test_uar" (null without a test set), "seconds"}, the numbers
+ * as log.tsv writes them), best.ckpt (a hard link to the previous state's
+ * while it has not changed).  RUNDIR's last.ckpt, log.tsv, log.jsonl,
+ * best.ckpt, summary.tsv and summary.json are links to the newest state's
+ * files.
  *
  * Errors: 0 or -1 with a message in err (TRAIN_ERRLEN bytes).  The caller
  * prints it; nothing here prints except through the hooks.

@@ -32,8 +32,10 @@ static const char usage[] =
 static const char epilog[] =
 	"\n"
 	"RUNDIR receives init.ckpt (the state before training), best.ckpt, last.ckpt,\n"
-	"log.tsv (one row per epoch), summary.tsv and summary.json; SIGINT or SIGTERM\n"
-	"saves resumable state and exits 128 + the signal.  See cnn-train(1).\n"
+	"log.tsv and log.jsonl (one row per epoch), summary.tsv and summary.json.\n"
+	"Stderr gets a line per epoch (on a terminal also a live line with the ETA of\n"
+	"the run).  SIGINT or SIGTERM saves resumable state and exits 128 + the\n"
+	"signal.  See cnn-train(1).\n"
 	"\n"
 	"Example (the paper's baseline, then fine-tuning from it):\n"
 	"  cnn-train --train train.msgpack --dev dev.msgpack --test test.msgpack -o runs/random\n"
@@ -110,7 +112,9 @@ static const opt_desc options_table[] = {
 	 .help = "0: the cores this process may use; results do not\ndepend on it", .flags = SET | OPT_KEEP},
 	{"eval-batch", 0, OPT_INT, F(eval_batch), .min = 1, .max = 4096, .def = "32", .arg = "N",
 	 .help = "largest batch of equal-length items when scoring", .flags = SET},
-	{"progress", 0, OPT_FLAG, F(progress), .help = "progress on stderr even when it is not a terminal", .flags = OPT_KEEP},
+	{"progress", 0, OPT_FLAG, F(progress),
+	 .help = "also the memory and best-epoch lines when stderr is\nnot a terminal (which gets a plain line per epoch)",
+	 .flags = OPT_KEEP},
 	{"quiet", 'q', OPT_FLAG, F(quiet), .help = "no progress at all", .flags = OPT_KEEP},
 	{"dump-settings", 0, OPT_FLAG, F(dump_settings), .flags = OPT_KEEP | OPT_HIDDEN,
 	 .help = "print the settings as resolved (resume included) and exit: for tests"},
@@ -390,43 +394,85 @@ static void check_settings(const options *o, bool resume)
 		cli_usage_error(prog, "standard input ('-') can be read only once");
 }
 
-/* Progress on stderr (common/train.h hooks). */
+/* Progress on stderr (common/train.h hooks).  Stderr a terminal: a live
+ * line with the ETA of the whole run, and a line per finished epoch.
+ * Anything else (a file, nohup, a batch system's log): only the line per
+ * epoch, plain, never a carriage return.  -q: nothing. */
 typedef struct {
-	const options *o;
-	cli_progress progress;
+	bool epochs, live, extra; /* epoch lines; the live line; the memory and best-epoch lines */
+	double last;              /* cli_now() of the last live line */
+	double batch_t0;          /* when this process began the current epoch's batches */
+	int batch_n0;             /* the batch it began at */
+	double batch_t;           /* when its last batch ended */
+	double train_time;        /* seconds of batches of finished epochs, this process */
+	double batches;           /* how many batches that was */
+	double eval_seconds;      /* scoring time of the last finished epoch (0: none yet) */
+	double epoch_time;        /* seconds of the epochs finished in this process */
+	int epochs_done;          /* their count */
 } ui;
+
+/* "41 s", "7.5 s", "39 min", "2.5 h" */
+static void duration(char *buf, size_t n, double s)
+{
+	if (s < 10)
+		snprintf(buf, n, "%.1f s", s);
+	else if (s < 120)
+		snprintf(buf, n, "%.0f s", s);
+	else if (s < 7200)
+		snprintf(buf, n, "%.0f min", s / 60);
+	else
+		snprintf(buf, n, "%.1f h", s / 3600);
+}
 
 static void on_epoch_start(void *ctx, const train_run *r, double start)
 {
-	(void)r;
+	(void)start;
 	ui *u = ctx;
-	u->progress.start = start; /* the ETA is the epoch's */
-	u->progress.last = start;
+	u->batch_t0 = u->batch_t = cli_now();
+	u->batch_n0 = r->pos.batch;
 }
 
 static void on_batch(void *ctx, const train_run *r)
 {
 	ui *u = ctx;
 	const train_position *p = &r->pos;
-	if (u->o->quiet)
+	u->batch_t = cli_now();
+	if (!u->live || u->batch_t - u->last < 0.25)
 		return;
-	char what[128];
-	snprintf(what, sizeof what, "batches of epoch %d/%d, loss %.4f", p->epoch, r->epochs, p->loss_sum / (p->batch + 1));
-	cli_progress_update(&u->progress, (uint64_t)p->batch + 1, (uint64_t)r->nbatches, what);
+	u->last = u->batch_t;
+	/* the run's ETA: batches left at this process's rate, plus scoring
+	 * every epoch left at the last epoch's cost */
+	double done = u->batches + (p->batch + 1 - u->batch_n0), spent = u->train_time + (u->batch_t - u->batch_t0);
+	double left = (double)(r->nbatches - p->batch - 1) + (double)(r->epochs - p->epoch) * r->nbatches;
+	double eta = left * spent / done + (double)(r->epochs - p->epoch + 1) * u->eval_seconds;
+	char t[32];
+	duration(t, sizeof t, eta);
+	fprintf(stderr, "\r%s: epoch %d/%d, batch %d/%d, loss %.4f, ETA %s     ", prog, p->epoch, r->epochs,
+	        p->batch + 1, r->nbatches, p->loss_sum / (p->batch + 1), t);
 }
 
 static void on_epoch(void *ctx, const train_run *r, const train_epoch *e)
 {
 	ui *u = ctx;
-	if (u->o->quiet || !u->progress.enabled)
+	u->train_time += u->batch_t - u->batch_t0;
+	u->batches += r->nbatches - u->batch_n0;
+	u->eval_seconds = e->seconds - e->train_seconds;
+	u->epoch_time += e->seconds;
+	u->epochs_done++;
+	if (!u->epochs)
 		return;
-	char tests[48] = "";
+	char tests[48] = "", secs[32], eta[48] = "";
 	if (r->have_test)
 		snprintf(tests, sizeof tests, ", test UAR %.2f%%", 100 * e->test);
-	/* blank the progress line first */
-	fprintf(stderr, "\r%*s\r%s: epoch %d/%d: loss %.4f, dev UAR %.2f%%%s, %.1f s (%.1f samples/s)%s\n", 79, "", prog,
-	        e->epoch, r->epochs, e->loss, 100 * e->dev, tests, e->seconds, (double)r->train.n / e->train_seconds,
-	        e->best ? " (best)" : "");
+	duration(secs, sizeof secs, e->seconds);
+	if (e->epoch < r->epochs) {
+		strcpy(eta, ", ETA ");
+		duration(eta + 6, sizeof eta - 6, (r->epochs - e->epoch) * u->epoch_time / u->epochs_done);
+	}
+	if (u->live) /* blank the live line first */
+		fprintf(stderr, "\r%*s\r", 79, "");
+	fprintf(stderr, "%s: epoch %d/%d: loss %.4f, dev UAR %.2f%%%s, %s%s%s\n", prog, e->epoch, r->epochs, e->loss,
+	        100 * e->dev, tests, secs, eta, e->best ? " (best)" : "");
 }
 
 static void die_unless_new(const char *rundir)
@@ -509,10 +555,8 @@ static void init_run(train_run *r, const options *o, ui *u, int argc, char **arg
 	                 .pad_short = o->pad_short, .seed = o->seed, .save_every = o->save_every,
 	                 .sgd = {o->lr, o->momentum, o->weight_decay, o->nesterov}, .stop = &stop_signal,
 	                 .hooks = {on_epoch_start, on_batch, on_epoch, u}};
-	u->o = o;
-	cli_progress_init(&u->progress, prog, o->progress);
-	if (o->quiet)
-		u->progress.enabled = false;
+	bool tty = isatty(STDERR_FILENO);
+	*u = (ui){.epochs = !o->quiet, .live = !o->quiet && tty, .extra = !o->quiet && (tty || o->progress)};
 }
 
 int main(int argc, char **argv)
@@ -533,7 +577,7 @@ int main(int argc, char **argv)
 	ui u;
 	init_run(&r, &o, &u, run_argc, run_argv);
 	prepare(&r, &o, saved, argc, argv);
-	if (!o.quiet && u.progress.enabled)
+	if (u.extra)
 		report_memory(&r);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -549,7 +593,7 @@ int main(int argc, char **argv)
 		         (int)stop_signal, r.pos.epoch, r.pos.batch, o.rundir);
 		exit(128 + stop_signal);
 	}
-	if (!o.quiet && u.progress.enabled)
+	if (u.extra)
 		fprintf(stderr, "%s: best epoch %d: dev UAR %.2f%%\n", prog, r.pos.best_epoch, 100 * r.pos.best_dev);
 	train_run_free(&r);
 	if (saved) {
