@@ -1,11 +1,83 @@
 #include "dataset.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "feature_params.h"
 #include "stream.h"
+
+/* The header's class names; the names stay owned by ds->params. */
+static int read_classes(dataset *ds, const char *name, char *err)
+{
+	const sv *classes = sv_get_strlist(ds->params, "classes");
+	if (!classes || classes->u.arr.n < 2) {
+		snprintf(err, ST_ERRLEN, "%s: header has no class names (params.classes): is it labelled (binlabels)?", name);
+		return -1;
+	}
+	ds->classes = (int)classes->u.arr.n;
+	ds->class_names = calloc((size_t)ds->classes, sizeof *ds->class_names);
+	ds->class_counts = calloc((size_t)ds->classes, sizeof *ds->class_counts);
+	if (!ds->class_names || !ds->class_counts) {
+		snprintf(err, ST_ERRLEN, "%s: out of memory", name);
+		return -1;
+	}
+	for (int k = 0; k < ds->classes; k++)
+		ds->class_names[k] = classes->u.arr.items[k]->u.str.ptr;
+	return 0;
+}
+
+/* Checks one item and moves its log-Mel payload into the dataset. */
+static int add_item(dataset *ds, const char *name, st_item *it, char *err)
+{
+	st_tensor *t = st_item_tensor(it, "logmel");
+	int64_t label;
+	if (!t || t->dtype != ST_F32 || t->ndim != 2 || t->shape[0] < 1) {
+		snprintf(err, ST_ERRLEN, "%s: item '%s': no float32 'logmel' tensor of shape (frames, mels) (run melspec first)",
+		         name, it->key);
+		return -1;
+	}
+	if (!sv_get_int(it->fields, "label", &label)) {
+		snprintf(err, ST_ERRLEN, "%s: item '%s': no integer 'label' field (run binlabels first)", name, it->key);
+		return -1;
+	}
+	if (label < 0 || label >= ds->classes) {
+		snprintf(err, ST_ERRLEN, "%s: item '%s': label %lld is not a class (%d classes)", name, it->key,
+		         (long long)label, ds->classes);
+		return -1;
+	}
+	if (ds->n == 0)
+		ds->n_mels = (int)t->shape[1];
+	if (t->shape[1] != ds->n_mels || t->shape[0] > INT32_MAX) {
+		snprintf(err, ST_ERRLEN, "%s: item '%s': %lld mel bins, the first item has %d", name, it->key,
+		         (long long)t->shape[1], ds->n_mels);
+		return -1;
+	}
+	if (ds->n == ds->cap) {
+		size_t ncap = ds->cap ? ds->cap * 2 : 256;
+		ds_item *ni = realloc(ds->items, ncap * sizeof *ni);
+		if (!ni)
+			goto oom;
+		ds->items = ni;
+		ds->cap = ncap;
+	}
+	ds_item *d = &ds->items[ds->n];
+	d->key = strdup(it->key);
+	if (!d->key)
+		goto oom;
+	d->label = (int)label;
+	d->frames = (int)t->shape[0];
+	d->logmel = t->data;
+	t->data = NULL; /* the dataset keeps the payload */
+	ds->bytes += t->nbytes;
+	ds->class_counts[label]++;
+	ds->n++;
+	return 0;
+oom:
+	snprintf(err, ST_ERRLEN, "%s: out of memory", name);
+	return -1;
+}
 
 int dataset_load(dataset *ds, const char *path, size_t max_record, char *err)
 {
@@ -16,92 +88,29 @@ int dataset_load(dataset *ds, const char *path, size_t max_record, char *err)
 	const char *name = st_reader_name(r);
 	ds->name = strdup(name);
 	ds->params = sv_copy(st_reader_params(r));
-	if (!ds->name || !ds->params) {
-		snprintf(err, ST_ERRLEN, "%s: out of memory", name);
-		goto fail;
-	}
-	const sv *classes = sv_get_strlist(ds->params, "classes");
-	if (!classes || classes->u.arr.n < 2) {
-		snprintf(err, ST_ERRLEN, "%s: header has no class names (params.classes): is it labelled (binlabels)?", name);
-		goto fail;
-	}
-	ds->classes = (int)classes->u.arr.n;
-	ds->class_names = calloc((size_t)ds->classes, sizeof *ds->class_names);
-	ds->class_counts = calloc((size_t)ds->classes, sizeof *ds->class_counts);
-	if (!ds->class_names || !ds->class_counts) {
-		snprintf(err, ST_ERRLEN, "%s: out of memory", name);
-		goto fail;
-	}
-	for (int k = 0; k < ds->classes; k++)
-		ds->class_names[k] = classes->u.arr.items[k]->u.str.ptr; /* owned by params */
 	st_item it;
-	if (st_item_init(&it)) {
+	bool item_ok = false;
+	if (!ds->name || !ds->params || st_item_init(&it)) {
 		snprintf(err, ST_ERRLEN, "%s: out of memory", name);
 		goto fail;
 	}
+	item_ok = true;
+	if (read_classes(ds, name, err))
+		goto fail;
 	int rc;
-	while ((rc = st_reader_next(r, &it)) == ST_OK) {
-		st_tensor *t = st_item_tensor(&it, "logmel");
-		int64_t label;
-		if (!t || t->dtype != ST_F32 || t->ndim != 2 || t->shape[0] < 1) {
-			snprintf(err, ST_ERRLEN, "%s: item '%s': no float32 'logmel' tensor of shape (frames, mels) (run melspec first)",
-			         name, it.key);
-			st_item_free(&it);
+	while ((rc = st_reader_next(r, &it)) == ST_OK)
+		if (add_item(ds, name, &it, err))
 			goto fail;
-		}
-		if (!sv_get_int(it.fields, "label", &label)) {
-			snprintf(err, ST_ERRLEN, "%s: item '%s': no integer 'label' field (run binlabels first)", name, it.key);
-			st_item_free(&it);
-			goto fail;
-		}
-		if (label < 0 || label >= ds->classes) {
-			snprintf(err, ST_ERRLEN, "%s: item '%s': label %lld is not a class (%d classes)", name, it.key,
-			         (long long)label, ds->classes);
-			st_item_free(&it);
-			goto fail;
-		}
-		if (ds->n == 0)
-			ds->n_mels = (int)t->shape[1];
-		if (t->shape[1] != ds->n_mels || t->shape[0] > INT32_MAX) {
-			snprintf(err, ST_ERRLEN, "%s: item '%s': %lld mel bins, the first item has %d", name, it.key,
-			         (long long)t->shape[1], ds->n_mels);
-			st_item_free(&it);
-			goto fail;
-		}
-		if (ds->n == ds->cap) {
-			size_t ncap = ds->cap ? ds->cap * 2 : 256;
-			ds_item *ni = realloc(ds->items, ncap * sizeof *ni);
-			if (!ni) {
-				snprintf(err, ST_ERRLEN, "%s: out of memory", name);
-				st_item_free(&it);
-				goto fail;
-			}
-			ds->items = ni;
-			ds->cap = ncap;
-		}
-		ds_item *d = &ds->items[ds->n];
-		d->key = strdup(it.key);
-		if (!d->key) {
-			snprintf(err, ST_ERRLEN, "%s: out of memory", name);
-			st_item_free(&it);
-			goto fail;
-		}
-		d->label = (int)label;
-		d->frames = (int)t->shape[0];
-		d->logmel = t->data;
-		t->data = NULL; /* the dataset keeps the payload */
-		ds->bytes += t->nbytes;
-		ds->class_counts[label]++;
-		ds->n++;
-	}
-	st_item_free(&it);
 	if (rc != ST_END) {
 		snprintf(err, ST_ERRLEN, "%s", st_reader_error(r));
 		goto fail;
 	}
+	st_item_free(&it);
 	st_reader_close(r);
 	return 0;
 fail:
+	if (item_ok)
+		st_item_free(&it);
 	st_reader_close(r);
 	dataset_free(ds);
 	return -1;

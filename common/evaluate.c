@@ -34,6 +34,35 @@ float evaluate_silence_value(const sv *params)
 	return (float)(20.0 / power * log10(amin));
 }
 
+/* The items sorted by (padded) length, so that a batch holds equal lengths;
+ * NULL with the reason in err for a short item without --pad-short. */
+static by_len *order_by_length(const dataset *ds, const eval_options *opt, int *max_frames, char *err)
+{
+	by_len *order = malloc((ds->n ? ds->n : 1) * sizeof *order);
+	if (!order) {
+		snprintf(err, CNN14_ERRLEN, "out of memory");
+		return NULL;
+	}
+	*max_frames = CNN14_MIN_FRAMES;
+	for (size_t i = 0; i < ds->n; i++) {
+		int f = ds->items[i].frames;
+		if (f < CNN14_MIN_FRAMES) {
+			if (!opt->pad_short) {
+				snprintf(err, CNN14_ERRLEN, "%s: item '%s' has %d frames, the network needs at least %d (pad it: --pad-short)",
+				         ds->name, ds->items[i].key, f, CNN14_MIN_FRAMES);
+				free(order);
+				return NULL;
+			}
+			f = CNN14_MIN_FRAMES;
+		}
+		order[i] = (by_len){f, i};
+		if (f > *max_frames)
+			*max_frames = f;
+	}
+	qsort(order, ds->n, sizeof *order, cmp_len);
+	return order;
+}
+
 int evaluate_dataset(cnn14 *m, const dataset *ds, const eval_options *opt, confusion *conf, float *logp,
                      double *nll, char *err)
 {
@@ -42,28 +71,10 @@ int evaluate_dataset(cnn14 *m, const dataset *ds, const eval_options *opt, confu
 		snprintf(err, CNN14_ERRLEN, "%s: %d mel bins, the network reads %d", ds->name, ds->n_mels, CNN14_N_MELS);
 		return -1;
 	}
-	by_len *order = malloc((ds->n ? ds->n : 1) * sizeof *order);
-	if (!order) {
-		snprintf(err, CNN14_ERRLEN, "out of memory");
+	int max_frames;
+	by_len *order = order_by_length(ds, opt, &max_frames, err);
+	if (!order)
 		return -1;
-	}
-	int max_frames = CNN14_MIN_FRAMES;
-	for (size_t i = 0; i < ds->n; i++) {
-		int f = ds->items[i].frames;
-		if (f < CNN14_MIN_FRAMES) {
-			if (!opt->pad_short) {
-				snprintf(err, CNN14_ERRLEN, "%s: item '%s' has %d frames, the network needs at least %d (pad it: --pad-short)",
-				         ds->name, ds->items[i].key, f, CNN14_MIN_FRAMES);
-				free(order);
-				return -1;
-			}
-			f = CNN14_MIN_FRAMES;
-		}
-		order[i] = (by_len){f, i};
-		if (f > max_frames)
-			max_frames = f;
-	}
-	qsort(order, ds->n, sizeof *order, cmp_len);
 	size_t in_len = (size_t)opt->max_batch * (size_t)max_frames * CNN14_N_MELS;
 	float *x = malloc(in_len * sizeof *x);
 	float *out = malloc((size_t)opt->max_batch * (size_t)classes * sizeof *out);
