@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,10 +82,13 @@ int train_position_load(const char *path, train_position *p, char *err)
 		st_reader_close(r);
 		return fail(err, "%s: not a training position", path);
 	}
+	st_reader_close(r);
+	if (e < 1 || e > INT_MAX || b < 0 || b > INT_MAX || be < 0 || be > e)
+		return fail(err, "%s: position out of range (epoch %lld, batch %lld, best epoch %lld)", path,
+			    (long long)e, (long long)b, (long long)be);
 	p->epoch = (int)e;
 	p->batch = (int)b;
 	p->best_epoch = (int)be;
-	st_reader_close(r);
 	return 0;
 }
 
@@ -94,7 +98,7 @@ void train_plan_epoch(uint64_t seed, int epoch, const dataset *ds, int crop_fram
 	size_t n = ds->n;
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
-	for (size_t i = n - 1; i > 0; i--) {
+	for (size_t i = n; i-- > 1;) { /* n - 1 down to 1; nothing when n is 0 */
 		size_t j = (size_t)rng_below(&s, i + 1);
 		size_t t = order[i];
 		order[i] = order[j];
