@@ -7,6 +7,26 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The process's umask without changing it (Linux >= 4.7 shows it in
+ * /proc/self/status); elsewhere the set-and-restore, which a file created
+ * by another thread in between could see. */
+static mode_t current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned mask;
+	int found = 0;
+	while (f && !found && fgets(line, sizeof line, f))
+		found = sscanf(line, "Umask: %o", &mask) == 1;
+	if (f)
+		fclose(f);
+	if (found)
+		return (mode_t)mask;
+	mode_t um = umask(0);
+	umask(um);
+	return um;
+}
+
 static int make_temp(atomic_file *af, const char *path, char *err, size_t errlen)
 {
 	memset(af, 0, sizeof *af);
@@ -49,9 +69,7 @@ static int make_temp(atomic_file *af, const char *path, char *err, size_t errlen
 		goto fail;
 	}
 	/* mkstemp makes 0600; outputs are ordinary files for the user's umask */
-	mode_t um = umask(0);
-	umask(um);
-	if (fchmod(fd, 0666 & ~um) != 0 || close(fd) != 0) {
+	if (fchmod(fd, 0666 & ~current_umask()) != 0 || close(fd) != 0) {
 		snprintf(err, errlen, "%s: %s", af->tmp, strerror(errno));
 		unlink(af->tmp);
 		goto fail;
