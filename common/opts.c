@@ -377,13 +377,19 @@ void opts_help(const opts_spec *s, FILE *f)
 			fprintf(f, "\n%*s", HELP_COLUMN, "");
 		else
 			fprintf(f, "%*s", HELP_COLUMN - w, "");
-		for (const char *h = d->help ? d->help : ""; *h; h++) {
+		size_t col = HELP_COLUMN;
+		for (const char *h = d->help ? d->help : ""; *h; h++, col++) {
 			fputc(*h, f);
-			if (*h == '\n')
+			if (*h == '\n') {
 				fprintf(f, "%*s", HELP_COLUMN, "");
+				col = HELP_COLUMN - 1;
+			}
 		}
-		if (d->def)
-			fprintf(f, "%s(default %s)", d->help && *d->help ? " " : "", d->def);
+		/* the default on a line of its own when it would pass column 80 */
+		if (d->def && col > HELP_COLUMN && col + strlen(d->def) + 11 > 80)
+			fprintf(f, "\n%*s(default %s)", HELP_COLUMN, "", d->def);
+		else if (d->def)
+			fprintf(f, "%s(default %s)", col > HELP_COLUMN ? " " : "", d->def);
 		fputc('\n', f);
 	}
 	fputs("      --help             print this help and exit\n"

@@ -25,8 +25,9 @@ static const char usage[] =
 static const char epilog[] =
 	"\n"
 	"The output layer (fc_transfer) is left out when its shape differs between\n"
-	"checkpoints (a different class count) or a checkpoint has none; any other shape difference, or a\n"
-	"different architecture or width, is an error naming the layer.  A layer whose\n"
+	"checkpoints (a different class count) or a checkpoint has none; any other\n"
+	"shape difference, or a different architecture or width, is an error naming\n"
+	"the layer.  A layer whose\n"
 	"weights have zero norm in either checkpoint has no distance: NA (null in JSON).\n"
 	"Each checkpoint must pass the checkpoint rules (formats/checkpoint.md): a subset\n"
 	"of its model's tensors, each with the right shape and finite values, no name\n"
@@ -127,7 +128,7 @@ typedef struct {
 #define F(field) offsetof(options, field)
 static const opt_desc options_table[] = {
 	{"check", 0, OPT_FLAG, F(check),
-	 .help = "only validate each CKPT (every tensor of its model present)\nand print nothing; exit 2 naming the first fault"},
+	 .help = "only validate each CKPT (every tensor of its model\npresent) and print nothing; exit 2 naming the first\nfault"},
 	{"all", 'a', OPT_FLAG, F(all),
 	 .help = "every float tensor (BatchNorm weights, biases, running\nstatistics too), not only conv and linear weights"},
 	{"json", 0, OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
