@@ -45,7 +45,7 @@ typedef struct {
 	labels_source src;
 	labels_task_spec spec;
 	const char *edges, *range;
-	bool drop_unlabelled, keys_only, stats, json, verbose, progress, quiet, categorical;
+	bool drop_unlabelled, allow_empty, keys_only, stats, json, verbose, progress, quiet, categorical;
 	size_t max_record;
 	char *label_path;
 } options;
@@ -80,6 +80,8 @@ static const opt_desc options_table[] = {
 	 .help = "only rows of these splits (comma list, e.g.\nTrain,Validation)"},
 	{"drop-unlabelled", 0, OPT_FLAG, F(drop_unlabelled),
 	 .help = "drop items that have no label, with a count on\nstderr; without it they are an error and the output\nis abandoned"},
+	{"allow-empty", 0, OPT_FLAG, F(allow_empty),
+	 .help = "an empty result is not an error (default: --split\nthat matches no item, or no key, is one)"},
 	OPT_HEADING("Modes and output:"),
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
 	{"keys-only", 0, OPT_FLAG, F(keys_only), .help = "print the keys of the selected rows, one a line"},
@@ -107,6 +109,7 @@ typedef struct {
 	const bool *split_use;   /* per split; NULL keeps all */
 	uint64_t read, outcome[5];
 	uint64_t *class_counts;
+	uint64_t *split_items;   /* input items per split of the label file */
 	bool *row_seen;
 	char missing[400];       /* the first few unlabelled keys */
 	unsigned noted;
@@ -120,7 +123,8 @@ static void join_start(join_state *s, const labels *lb, const labels_task *task,
 	s->split_use = split_use;
 	s->class_counts = calloc(labels_task_nclasses(task) + 1, sizeof *s->class_counts);
 	s->row_seen = calloc(labels_rows(lb) + 1, sizeof *s->row_seen);
-	if (!s->class_counts || !s->row_seen)
+	s->split_items = calloc(labels_nsplits(lb) + 1, sizeof *s->split_items);
+	if (!s->class_counts || !s->row_seen || !s->split_items)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 }
 
@@ -157,6 +161,8 @@ static int join_flow(join_state *s, st_item *it)
 		s->row_seen[row] = true;
 		cls = labels_task_label(s->task, (size_t)row);
 		int split = labels_row_split(s->lb, (size_t)row);
+		if (split >= 0)
+			s->split_items[split]++;
 		outcome = s->split_use && !s->split_use[split] ? ITEM_OTHER_SPLIT
 		          : cls == LABELS_DROPPED             ? ITEM_DROPPED
 		          : cls == LABELS_NONE                ? ITEM_NO_VALUE
@@ -227,10 +233,34 @@ static void join_report(const join_state *s, const char *input)
 	fputc('\n', stderr);
 }
 
+static void die_abandoning(st_writer *w, const char *msg);
+
+/* --split that selects none of the input's items is surely a mistake (a
+ * feature file of another split): name the splits the input holds. */
+static void join_check_empty(const join_state *s, const options *o, const char *input, st_writer *w)
+{
+	uint64_t in_split = s->outcome[ITEM_PASS] + s->outcome[ITEM_DROPPED] + s->outcome[ITEM_NO_VALUE];
+	if (!s->split_use || in_split > 0 || o->allow_empty)
+		return;
+	char present[400] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < labels_nsplits(s->lb) && n < sizeof present; i++)
+		if (s->split_items[i])
+			n += (size_t)snprintf(present + n, sizeof present - n, "%s%s %llu", n ? ", " : "",
+			                      labels_split_name(s->lb, i), (unsigned long long)s->split_items[i]);
+	char msg[ST_ERRLEN];
+	snprintf(msg, sizeof msg,
+	         "%s: no item is in --split %s (the input's items by split: %s; %llu with no row); output "
+	         "abandoned (--allow-empty writes an empty stream)",
+	         input, o->splits, n ? present : "none", (unsigned long long)s->outcome[ITEM_NO_ROW]);
+	die_abandoning(w, msg);
+}
+
 static void join_stop(join_state *s)
 {
 	free(s->class_counts);
 	free(s->row_seen);
+	free(s->split_items);
 }
 
 /* ---- filter mode ---- */
@@ -314,6 +344,7 @@ static void run_filter(const options *o, const labels *lb, const labels_task *ta
 	}
 	if (rc != ST_END)
 		die_abandoning(w, st_reader_error(r));
+	join_check_empty(&js, o, st_reader_name(r), w);
 	join_drain(&js, o, st_reader_name(r));
 	sv *counts = sv_array(), *end = st_writer_end_stats(w);
 	need(!counts || !end);
@@ -355,33 +386,51 @@ static void text_close(const options *o, atomic_file *af, FILE *f)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 }
 
+/* Dies before anything is written: the list is built in memory first. */
+static _Noreturn void keys_fail(FILE *m, char *buf, const char *fmt, const char *path, const char *what)
+{
+	fclose(m);
+	free(buf);
+	cli_die(prog, EXIT_RUNTIME, fmt, path, what);
+}
+
+/* The key list is complete or absent: a failure (a key a list cannot hold,
+ * an empty selection) writes nothing, not even to stdout. */
 static void run_keys(const options *o, const labels *lb, const labels_task *task, const bool *split_use)
 {
-	atomic_file af = {0};
-	FILE *f = text_open(o, &af);
+	char *buf = NULL;
+	size_t len = 0, rows = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	for (size_t row = 0; row < labels_rows(lb); row++) {
 		if (split_use && !split_use[labels_row_split(lb, row)])
 			continue;
 		if (task && labels_task_label(task, row) < 0)
 			continue;
 		const char *key = labels_key(lb, row);
-		if (strpbrk(key, " \t\r\n\v\f")) {
-			if (f != stdout)
-				atomic_abort(&af);
-			cli_die(prog, EXIT_RUNTIME, "%s: key '%s' contains white space, which a key list cannot hold",
-			        labels_path(lb), key);
-		}
-		if (o->audio_dir && strpbrk(labels_key_cell(lb, row), "\r\n")) {
-			if (f != stdout)
-				atomic_abort(&af);
-			cli_die(prog, EXIT_RUNTIME, "%s: file name '%s' contains a line break, which a list cannot hold",
-			        labels_path(lb), labels_key_cell(lb, row));
-		}
+		if (strpbrk(key, " \t\r\n\v\f"))
+			keys_fail(m, buf, "%s: key '%s' contains white space, which a key list cannot hold", labels_path(lb), key);
+		if (o->audio_dir && strpbrk(labels_key_cell(lb, row), "\r\n"))
+			keys_fail(m, buf, "%s: file name '%s' contains a line break, which a list cannot hold", labels_path(lb),
+			          labels_key_cell(lb, row));
 		if (o->audio_dir)
-			fprintf(f, "%s %s/%s\n", key, o->audio_dir, labels_key_cell(lb, row));
+			fprintf(m, "%s %s/%s\n", key, o->audio_dir, labels_key_cell(lb, row));
 		else
-			fprintf(f, "%s\n", key);
+			fprintf(m, "%s\n", key);
+		rows++;
 	}
+	if (rows == 0 && !o->allow_empty && (split_use || task))
+		keys_fail(m, buf, "%s: %s: no row selected, nothing written (--allow-empty writes an empty list)",
+		          labels_path(lb), o->splits ? o->splits : o->task);
+	if (fflush(m) || ferror(m))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	atomic_file af = {0};
+	FILE *f = text_open(o, &af);
+	if (len)
+		fwrite(buf, 1, len, f);
+	fclose(m);
+	free(buf);
 	text_close(o, &af, f);
 }
 
@@ -577,6 +626,8 @@ static void check_args(int argc, char **argv, int first, options *o)
 		cli_usage_error(prog, "--audio-dir goes with --keys-only");
 	if (o->json && !o->stats)
 		cli_usage_error(prog, "--json goes with --stats");
+	if (o->allow_empty && o->stats)
+		cli_usage_error(prog, "--allow-empty goes with labelling a stream or --keys-only");
 	if (!filter && (o->drop_unlabelled || o->verbose || o->progress || o->max_record))
 		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
 	if (first < argc - (filter ? 1 : 0))
