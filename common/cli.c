@@ -131,10 +131,11 @@ double cli_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void cli_progress_init(cli_progress *p, const char *prog, bool forced)
+void cli_progress_init(cli_progress *p, const char *prog, bool forced, bool quiet)
 {
 	p->prog = prog;
-	p->enabled = forced || isatty(STDERR_FILENO);
+	p->tty = isatty(STDERR_FILENO);
+	p->enabled = !quiet && (forced || p->tty);
 	p->start = p->last = cli_now();
 }
 
@@ -143,17 +144,20 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const c
 	if (!p->enabled)
 		return;
 	double now = cli_now();
-	if (now - p->last < 0.25)
+	/* a log file (nohup, a batch system) gets a line every 10 s, a terminal a live line */
+	if (now - p->last < (p->tty ? 0.25 : 10.0))
 		return;
 	p->last = now;
 	double el = now - p->start;
+	const char *lead = p->tty ? "\r" : "", *tail = p->tty ? "   " : "\n";
 	if (total) {
 		double eta = done ? el * (double)(total - done) / (double)done : 0;
-		fprintf(stderr, "\r%s: %llu/%llu %s (%.0f%%) ETA %d:%02d   ", p->prog, (unsigned long long)done,
-		        (unsigned long long)total, what, 100.0 * (double)done / (double)total, (int)eta / 60, (int)eta % 60);
+		fprintf(stderr, "%s%s: %llu/%llu %s (%.0f%%) ETA %d:%02d%s", lead, p->prog, (unsigned long long)done,
+		        (unsigned long long)total, what, 100.0 * (double)done / (double)total, (int)eta / 60, (int)eta % 60,
+		        tail);
 	} else {
-		fprintf(stderr, "\r%s: %llu %s, %.1f/s   ", p->prog, (unsigned long long)done, what,
-		        el > 0 ? (double)done / el : 0.0);
+		fprintf(stderr, "%s%s: %llu %s, %.1f/s%s", lead, p->prog, (unsigned long long)done, what,
+		        el > 0 ? (double)done / el : 0.0, tail);
 	}
 }
 
@@ -162,5 +166,6 @@ void cli_progress_done(cli_progress *p, uint64_t done, const char *what)
 	if (!p->enabled)
 		return;
 	double el = cli_now() - p->start;
-	fprintf(stderr, "\r%s: %llu %s in %.1f s            \n", p->prog, (unsigned long long)done, what, el);
+	fprintf(stderr, "%s%s: %llu %s in %.1f s%s\n", p->tty ? "\r" : "", p->prog, (unsigned long long)done, what, el,
+	        p->tty ? "            " : "");
 }

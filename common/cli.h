@@ -5,7 +5,9 @@
  *   - exit 0 on success, 1 on a usage error, 2 on a runtime error;
  *   - --help and --version print to stdout and exit 0;
  *   - stdin/stdout by default, "-" names either explicitly;
- *   - progress on stderr only when stderr is a terminal or --progress is given;
+ *   - progress on stderr when stderr is a terminal (a live line) or --progress
+ *     is given (then, off a terminal, a plain line every 10 s, no carriage
+ *     returns); never with -q/--quiet;
  *   - stdout is closed and checked before exit (a full disk is an error).
  */
 #ifndef SERTOOLS_CLI_H
@@ -44,11 +46,11 @@ bool cli_parse_size(const char *s, size_t *out);
 /* Progress on stderr, at most a few lines a second. */
 typedef struct {
 	const char *prog;
-	bool enabled;
+	bool enabled, tty;
 	double start, last;
 } cli_progress;
-/* enabled when forced or stderr is a terminal. */
-void cli_progress_init(cli_progress *p, const char *prog, bool forced);
+/* Enabled when forced or stderr is a terminal, and not quiet. */
+void cli_progress_init(cli_progress *p, const char *prog, bool forced, bool quiet);
 /* total 0 when unknown.  what e.g. "items". */
 void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const char *what);
 void cli_progress_done(cli_progress *p, uint64_t done, const char *what);

@@ -12,8 +12,14 @@
 static int read_classes(dataset *ds, const char *name, char *err)
 {
 	const sv *classes = sv_get_strlist(ds->params, "classes");
-	if (!classes || classes->u.arr.n < 2) {
+	if (!classes || classes->u.arr.n == 0) {
 		snprintf(err, ST_ERRLEN, "%s: header has no class names (params.classes): is it labelled (binlabels)?", name);
+		return -1;
+	}
+	if (classes->u.arr.n < 2) {
+		/* labelled, but for a task with one class: say so, not "unlabelled" */
+		snprintf(err, ST_ERRLEN, "%s: 1 class in params.classes: [\"%.100s\"]: a classifier needs at least 2 "
+		         "(a task or column with one value?)", name, classes->u.arr.items[0]->u.str.ptr);
 		return -1;
 	}
 	ds->classes = (int)classes->u.arr.n;

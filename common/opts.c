@@ -122,11 +122,21 @@ static int set_value(const opt_desc *d, void *dest, const char *arg, char *err, 
 	return 0;
 }
 
+/* An alias (an old spelling) shares its field with an earlier entry, whose
+ * default stands. */
+static bool is_alias(const opts_spec *s, const opt_desc *d)
+{
+	for (const opt_desc *e = s->table; e < d; e++)
+		if (e->type != OPT_HEAD && !(e->flags & OPT_REFUSED) && e->offset == d->offset)
+			return true;
+	return false;
+}
+
 void opts_defaults(const opts_spec *s, void *dest)
 {
 	char err[256];
 	for (const opt_desc *d = s->table; d->type != OPT_HEAD || d->help; d++) {
-		if (d->type == OPT_HEAD)
+		if (d->type == OPT_HEAD || (d->flags & OPT_REFUSED) || is_alias(s, d))
 			continue;
 		if (d->type == OPT_FLAG || d->type == OPT_UNSET)
 			*(bool *)field(dest, d) = d->type == OPT_UNSET;
@@ -159,7 +169,8 @@ static struct option *long_options(const opts_spec *s, size_t n, char *shorts)
 		const opt_desc *d = &s->table[i];
 		if (d->type == OPT_HEAD)
 			continue;
-		lo[k++] = (struct option){d->name, takes_arg(d) ? required_argument : no_argument, NULL, VAL_BASE + (int)i};
+		if (d->name)
+			lo[k++] = (struct option){d->name, takes_arg(d) ? required_argument : no_argument, NULL, VAL_BASE + (int)i};
 		if (d->letter) {
 			shorts[c++] = d->letter;
 			if (takes_arg(d))
@@ -217,6 +228,8 @@ static int parse(const opts_spec *s, void *dest, int argc, char **argv, bool *gi
 			           : c == VAL_HELP ? PARSE_HELP : PARSE_VERSION;
 		else if (i < 0)
 			rc = (getopt_error(s, n, c, argv, err, errlen), PARSE_ERROR);
+		else if (s->table[i].flags & OPT_REFUSED)
+			rc = (seterr(err, errlen, "%s", s->table[i].must), PARSE_ERROR);
 		else if (saved && !(s->table[i].flags & OPT_PERSIST))
 			rc = (seterr(err, errlen, "--%s: not a saved setting", s->table[i].name), PARSE_ERROR);
 		else if (set_value(&s->table[i], dest, optarg, err, errlen))
@@ -242,7 +255,8 @@ int opts_parse(const opts_spec *s, void *dest, int argc, char **argv, bool *give
 		opts_help(s, stdout);
 		if (s->epilog)
 			fputs(s->epilog, stdout);
-		cli_help("");
+		cli_close_stdout(s->prog); /* --help > /dev/full is an error, as for any output */
+		exit(0);
 	case PARSE_VERSION: cli_version(s->prog);
 	case PARSE_ERROR: cli_usage_error(s->prog, "%s", err);
 	}
@@ -274,6 +288,15 @@ int opts_reapply(const opts_spec *s, void *dest, const sv *args, char *err, size
 	}
 	free(argv);
 	return rc == PARSE_OK ? 0 : -1;
+}
+
+bool opts_was_given(const opts_spec *s, const bool *given, const char *name)
+{
+	size_t n = opts_count(s);
+	for (size_t i = 0; i < n; i++)
+		if (s->table[i].name && strcmp(s->table[i].name, name) == 0)
+			return given[i];
+	abort();
 }
 
 const opt_desc *opts_given_except(const opts_spec *s, const bool *given, unsigned allowed)
@@ -332,7 +355,7 @@ int opts_persist(const opts_spec *s, const void *src, sv *args)
 static int option_words(const opt_desc *d, char *buf, size_t len)
 {
 	char letter[8] = "    ";
-	if (d->letter)
+	if (d->letter && !(d->flags & OPT_HIDE_LETTER))
 		snprintf(letter, sizeof letter, "-%c, ", d->letter);
 	return snprintf(buf, len, "  %s--%s%s%s", letter, d->name, takes_arg(d) ? " " : "",
 	                takes_arg(d) ? (d->arg ? d->arg : "ARG") : "");
@@ -354,13 +377,19 @@ void opts_help(const opts_spec *s, FILE *f)
 			fprintf(f, "\n%*s", HELP_COLUMN, "");
 		else
 			fprintf(f, "%*s", HELP_COLUMN - w, "");
-		for (const char *h = d->help ? d->help : ""; *h; h++) {
+		size_t col = HELP_COLUMN;
+		for (const char *h = d->help ? d->help : ""; *h; h++, col++) {
 			fputc(*h, f);
-			if (*h == '\n')
+			if (*h == '\n') {
 				fprintf(f, "%*s", HELP_COLUMN, "");
+				col = HELP_COLUMN - 1;
+			}
 		}
-		if (d->def)
-			fprintf(f, "%s(default %s)", d->help && *d->help ? " " : "", d->def);
+		/* the default on a line of its own when it would pass column 80 */
+		if (d->def && col > HELP_COLUMN && col + strlen(d->def) + 11 > 80)
+			fprintf(f, "\n%*s(default %s)", HELP_COLUMN, "", d->def);
+		else if (d->def)
+			fprintf(f, "%s(default %s)", col > HELP_COLUMN ? " " : "", d->def);
 		fputc('\n', f);
 	}
 	fputs("      --help             print this help and exit\n"
@@ -370,11 +399,15 @@ void opts_help(const opts_spec *s, FILE *f)
 static void dump_line(const opt_desc *d, const void *src, FILE *f)
 {
 	static const char *const types[] = {"head", "flag", "unset", "int", "u64", "double", "string", "choice", "size"};
-	static const char *const flag_names[] = {"persist", "path", "min-open", "max-open", "keep", "hidden"};
+	static const char *const flag_names[] = {"persist", "path", "min-open", "max-open",
+	                                         "keep", "hidden", "hide-letter", "refused"};
 	char buf[64];
 	const char *value;
-	fprintf(f, "%s\t%s\t", d->name, types[d->type]);
-	for (int k = 0, n = 0; k < 6; k++)
+	if (d->name)
+		fprintf(f, "%s\t%s\t", d->name, types[d->type]);
+	else
+		fprintf(f, "-%c\t%s\t", d->letter, types[d->type]);
+	for (int k = 0, n = 0; k < 8; k++)
 		if (d->flags & (1u << k))
 			fprintf(f, "%s%s", n++ ? "," : "", flag_names[k]);
 	fprintf(f, "\t%.17g\t%.17g\t", d->min, d->max);

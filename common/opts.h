@@ -6,13 +6,15 @@
  * options struct, and whether it is a training setting to persist); the
  * table then drives everything an option needs:
  *
- *   opts_defaults   every field to its declared default
+ *   opts_defaults   every field to its declared default (an alias entry,
+ *                   one sharing an earlier entry's field, keeps that default)
  *   opts_parse      argv into the struct: getopt_long built from the table,
  *                   strict numbers (cli_parse_*), ranges, choices; every
  *                   usage error is one line "prog: --lr: why" followed by
  *                   "Try 'prog --help'." and exit 1 (getopt's own messages
  *                   are off); --help prints the usage text, the options and
- *                   the epilog to stdout, --version the version (exit 0);
+ *                   the epilog to stdout, --version the version (exit 0;
+ *                   a failed write to stdout is exit 2 with a message);
  *   opts_help       the option part of --help, defaults included;
  *   opts_persist    the OPT_PERSIST options as an argv-like string list in
  *                   the value tree (every one, explicitly, doubles exact,
@@ -74,11 +76,15 @@ enum {
 	OPT_MIN_OPEN = 1 << 2, /* the range excludes min */
 	OPT_MAX_OPEN = 1 << 3, /* the range excludes max */
 	OPT_KEEP = 1 << 4,     /* may be given with --resume (see opts_given_except) */
-	OPT_HIDDEN = 1 << 5,   /* left out of --help (for tests) */
+	OPT_HIDDEN = 1 << 5,   /* left out of --help (for tests, old spellings) */
+	OPT_HIDE_LETTER = 1 << 6, /* the letter is accepted but not shown in --help:
+	                             an old spelling kept for one release (formats/cli.md) */
+	OPT_REFUSED = 1 << 7,  /* giving it is a usage error whose text is .must: a
+	                          letter that now means nothing, with a hint (name NULL) */
 };
 
 typedef struct {
-	const char *name;  /* long name without "--" */
+	const char *name;  /* long name without "--"; NULL only for an OPT_REFUSED letter */
 	char letter;       /* short option, 0 for none */
 	opt_type type;
 	size_t offset;     /* of the field in the options struct */
@@ -90,11 +96,21 @@ typedef struct {
 	const char *const *choices; /* OPT_CHOICE: NULL-terminated */
 	/* extra check on a number already in range; NULL when none */
 	bool (*valid)(double v);
-	const char *must;  /* what valid demands, for its error: "be a divisor of 64" */
+	const char *must;  /* what valid demands, for its error: "be a divisor of 64";
+	                      OPT_REFUSED: the whole message */
 } opt_desc;
 
 #define OPT_HEADING(text) {NULL, 0, OPT_HEAD, 0, .help = (text)}
 #define OPT_END {NULL, 0, OPT_HEAD, 0, .help = NULL}
+/* The two entries every program has (formats/cli.md): fields bool progress, quiet. */
+#define OPT_PROGRESS_QUIET(type)                                                                              \
+	{"progress", 0, OPT_FLAG, offsetof(type, progress),                                                       \
+	 .help = "progress on stderr even when it is not a terminal\n(then a plain line every 10 s)",               \
+	 .flags = OPT_KEEP},                                                                                      \
+	{"quiet", 'q', OPT_FLAG, offsetof(type, quiet), .help = "no progress at all (warnings still shown)",       \
+	 .flags = OPT_KEEP}
+/* A letter that no longer means anything here, refused with a hint. */
+#define OPT_REFUSE(letter_, hint) {NULL, (letter_), OPT_FLAG, 0, .flags = OPT_HIDDEN | OPT_REFUSED, .must = (hint)}
 
 typedef struct {
 	const char *prog;
@@ -120,6 +136,10 @@ void opts_help(const opts_spec *s, FILE *f);
 /* Table entries, headings included (so given[] and opts_at agree). */
 size_t opts_count(const opts_spec *s);
 const opt_desc *opts_at(const opts_spec *s, size_t i);
+
+/* Whether the option with this long name was given (given as filled by
+ * opts_parse); a name not in the table is a programming error (abort). */
+bool opts_was_given(const opts_spec *s, const bool *given, const char *name);
 
 /* The first option given that has none of the flags in `allowed`, or NULL. */
 const opt_desc *opts_given_except(const opts_spec *s, const bool *given, unsigned allowed);

@@ -1,7 +1,7 @@
 /* audio-read - decode audio files into a stream of mono waveforms. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "audio.h"
 #include "cli.h"
 #include "keyset.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "audio-read";
@@ -20,26 +21,42 @@ static const char usage[] =
 	"float32 waveforms at one sample rate: channels are averaged and the rate is\n"
 	"converted exactly as 'sox FILE -r RATE -c 1 -t f32 -' does.  Each item's key\n"
 	"is the file's base name without its extension, or the LIST's first word.\n"
-	"\n"
-	"  -l, --list FILE      read 'key path' lines from FILE ('-': stdin), Kaldi\n"
-	"                       scp style; blank lines and lines starting with '#' skipped\n"
-	"  -k, --keys FILE      decode only the keys listed in FILE (first word per line);\n"
-	"                       a listed key that is not among the inputs is an error\n"
-	"      --missing-ok     ...unless this is given (then counted on stderr)\n"
-	"  -r, --rate HZ        output sample rate (default 16000)\n"
-	"  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
-	"      --skip-bad       skip files that cannot be decoded, with a warning each\n"
-	"                       and a count at the end (default: such a file is an error)\n"
-	"      --progress       show progress on stderr even when it is not a terminal\n"
-	"  -v, --verbose        also pass on libsox's own messages\n"
-	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
-	"                       or $SERTOOLS_MAX_RECORD); a longer file is an error\n"
-	"      --help           show this help\n"
-	"      --version        show the version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"Examples:\n"
 	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
 	"  audio-read -l wav.scp -k train.keys -o train-wave.msgpack\n";
+
+typedef struct {
+	const char *list, *keys, *output;
+	bool missing_ok, skip_bad, verbose, progress, quiet;
+	int rate;
+	size_t max_record;
+} options;
+
+#define F(field) offsetof(options, field)
+static const opt_desc options_table[] = {
+	{"list", 'l', OPT_STRING, F(list), .arg = "FILE",
+	 .help = "read 'key path' lines from FILE ('-': stdin), Kaldi\nscp style; blank lines and '#' lines skipped"},
+	{"keys", 'k', OPT_STRING, F(keys), .arg = "FILE",
+	 .help = "decode only the keys listed in FILE (first word per\nline); a listed key not among the inputs is an error"},
+	{"missing-ok", 0, OPT_FLAG, F(missing_ok), .help = "...unless this is given (then counted on stderr)"},
+	{"rate", 'r', OPT_INT, F(rate), .min = 1000, .max = 768000, .def = "16000", .arg = "HZ",
+	 .help = "output sample rate"},
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the stream to FILE atomically (default stdout)"},
+	{"skip-bad", 0, OPT_FLAG, F(skip_bad),
+	 .help = "skip files that cannot be decoded, with a warning\neach and a count at the end (default: an error)"},
+	{"verbose", 'v', OPT_FLAG, F(verbose), .help = "also pass on libsox's own messages"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
+	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD); a longer file is\nan error"},
+	OPT_PROGRESS_QUIET(options),
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"audio-read", options_table, usage, epilog};
 
 typedef struct {
 	char *key, *path;
@@ -263,66 +280,42 @@ static bool put_file(st_writer *w, st_item *it, const job *x, long rate, size_t 
 	return true;
 }
 
+/* The operands are audio files; argv[*first..] after the call. */
+static void parse_args(int argc, char **argv, options *o, int *first)
+{
+	memset(o, 0, sizeof *o);
+	opts_defaults(&spec, o);
+	*first = opts_parse(&spec, o, argc, argv, NULL);
+	if (o->list && *first < argc)
+		cli_usage_error(prog, "give audio files or --list, not both");
+	if (!o->list && *first == argc)
+		cli_usage_error(prog, "no audio files given");
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"list", required_argument, 0, 'l'},   {"keys", required_argument, 0, 'k'},
-		{"missing-ok", no_argument, 0, 'M'},   {"rate", required_argument, 0, 'r'},
-		{"output", required_argument, 0, 'o'}, {"skip-bad", no_argument, 0, 'S'},
-		{"progress", no_argument, 0, 'P'},     {"verbose", no_argument, 0, 'v'},
-		{"max-record", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
-	};
-	const char *list = NULL, *keys_file = NULL, *output = NULL;
-	bool missing_ok = false, skip_bad = false, progress = false, verbose = false;
-	long rate = 16000;
-	size_t max_record = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "l:k:r:o:v", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l': list = optarg; break;
-		case 'k': keys_file = optarg; break;
-		case 'M': missing_ok = true; break;
-		case 'r':
-			if (!cli_parse_long(optarg, 1000, 768000, &rate))
-				cli_usage_error(prog, "--rate: '%s' is not a sample rate from 1000 to 768000 Hz", optarg);
-			break;
-		case 'o': output = optarg; break;
-		case 'S': skip_bad = true; break;
-		case 'P': progress = true; break;
-		case 'v': verbose = true; break;
-		case 'R':
-			if (!cli_parse_size(optarg, &max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	if (list && optind < argc)
-		cli_usage_error(prog, "give audio files or --list, not both");
-	if (!list && optind == argc)
-		cli_usage_error(prog, "no audio files given");
+	options o;
+	int first;
+	parse_args(argc, argv, &o, &first);
 	cli_stdout_init();
 	char err[ST_ERRLEN];
-	if (!max_record && st_max_record_env(&max_record, err))
+	if (!o.max_record && st_max_record_env(&o.max_record, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 
-	jobs j = collect_jobs(list, argc - optind, argv + optind, keys_file, missing_ok);
+	jobs j = collect_jobs(o.list, argc - first, argv + first, o.keys, o.missing_ok);
 
-	if (audio_init(verbose, err, sizeof err))
+	if (audio_init(o.verbose, err, sizeof err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	st_writer *w = open_output(output, rate, argc, argv);
+	st_writer *w = open_output(o.output, o.rate, argc, argv);
 
 	st_item it;
 	if (st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	cli_progress pr;
-	cli_progress_init(&pr, prog, progress);
+	cli_progress_init(&pr, prog, o.progress, o.quiet);
 	size_t skipped = 0;
 	for (size_t i = 0; i < j.n; i++) {
-		skipped += !put_file(w, &it, &j.v[i], rate, max_record, skip_bad);
+		skipped += !put_file(w, &it, &j.v[i], o.rate, o.max_record, o.skip_bad);
 		cli_progress_update(&pr, i + 1, j.n, "files");
 	}
 	cli_progress_done(&pr, j.n, "files");

@@ -1,7 +1,7 @@
 /* audio-write - write the waveforms of a stream as audio files. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "audio.h"
 #include "cli.h"
 #include "keyset.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "audio-write";
@@ -20,18 +21,9 @@ static const char usage[] =
 	"an audio file DIR/KEY.EXT at the stream's sample rate.  Each file appears\n"
 	"atomically, complete or not at all.  Values outside [-1, 1] are clipped (and\n"
 	"counted); the rest are rounded to the nearest sample, without dither.\n"
-	"\n"
-	"  -d, --dir DIR        directory for the files (default .; created if missing)\n"
-	"  -t, --type EXT       file extension and format, any libsox writes: wav, flac,\n"
-	"                       ogg, mp3, aiff, au, ... (default wav)\n"
-	"  -b, --bits N         bits per sample (default 16 where the format has sizes;\n"
-	"                       lossy formats such as ogg and mp3 take none)\n"
-	"      --progress       show progress on stderr even when it is not a terminal\n"
-	"  -v, --verbose        also pass on libsox's own messages\n"
-	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
-	"                       or $SERTOOLS_MAX_RECORD)\n"
-	"      --help           show this help\n"
-	"      --version        show the version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"A key containing '/' or starting with '.' is an error (no file outside DIR,\n"
 	"no hidden files), as is a key seen twice.\n"
@@ -39,6 +31,30 @@ static const char usage[] =
 	"Examples:\n"
 	"  audio-write -d listen/ < filtered.msgpack\n"
 	"  audio-read a.wav | bandpass --width 100 | audio-write -t flac -b 24\n";
+
+typedef struct {
+	const char *dir, *type;
+	int bits;
+	bool verbose, progress, quiet;
+	size_t max_record;
+} options;
+
+#define F(field) offsetof(options, field)
+static const opt_desc options_table[] = {
+	{"dir", 'd', OPT_STRING, F(dir), .def = ".", .arg = "DIR", .help = "directory for the files (created if missing)"},
+	{"type", 't', OPT_STRING, F(type), .def = "wav", .arg = "EXT",
+	 .help = "file extension and format, any libsox writes: wav,\nflac, ogg, mp3, aiff, au, ..."},
+	{"bits", 'b', OPT_INT, F(bits), .min = 1, .max = 64, .arg = "N",
+	 .help = "bits per sample (default 16 where the format has\nsizes; lossy formats such as ogg and mp3 take none)"},
+	{"verbose", 'v', OPT_FLAG, F(verbose), .help = "also pass on libsox's own messages"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
+	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_PROGRESS_QUIET(options),
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"audio-write", options_table, usage, epilog};
 
 static void ensure_dir(const char *dir)
 {
@@ -68,69 +84,66 @@ static const st_tensor *item_wave(const st_reader *r, const st_item *it)
 	return t;
 }
 
+/* Options, checked against what libsox can write; returns the input's name. */
+static const char *parse_args(int argc, char **argv, options *o)
+{
+	memset(o, 0, sizeof *o);
+	opts_defaults(&spec, o);
+	o->bits = -1;
+	int first = opts_parse(&spec, o, argc, argv, NULL);
+	if (argc - first > 1)
+		cli_usage_error(prog, "one input stream at most");
+	if (!*o->dir)
+		cli_usage_error(prog, "--dir: empty directory name");
+	if (!*o->type || strchr(o->type, '/') || strchr(o->type, '.'))
+		cli_usage_error(prog, "--type: '%s' is not a file extension", o->type);
+	char err[ST_ERRLEN];
+	if (audio_init(o->verbose, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (!audio_can_write(o->type, 0))
+		cli_usage_error(prog, "--type: libsox cannot write '%s' files", o->type);
+	if (o->bits < 0)
+		o->bits = audio_can_write(o->type, 16) ? 16 : 0;
+	else if (!audio_can_write(o->type, (unsigned)o->bits))
+		cli_usage_error(prog, "--bits: libsox cannot write %d-bit '%s' files", o->bits, o->type);
+	return first < argc ? argv[first] : "-";
+}
+
+/* Writes one item's file; returns the samples clipped. */
+static uint64_t write_item(const options *o, const st_tensor *t, const char *key, long rate, char *path)
+{
+	char err[ST_ERRLEN];
+	const char *dir = o->dir;
+	snprintf(path, strlen(dir) + strlen(key) + strlen(o->type) + 3, "%s%s%s.%s", dir,
+	         dir[strlen(dir) - 1] == '/' ? "" : "/", key, o->type);
+	uint64_t clipped;
+	if (audio_write_file(path, o->type, t->data, (size_t)t->shape[0], (int)rate, (unsigned)o->bits, &clipped, err,
+	                     sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	if (clipped)
+		cli_warn(prog, "%s: %llu samples outside [-1, 1] clipped", path, (unsigned long long)clipped);
+	return clipped;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dir", required_argument, 0, 'd'},        {"type", required_argument, 0, 't'},
-		{"bits", required_argument, 0, 'b'},       {"progress", no_argument, 0, 'P'},
-		{"verbose", no_argument, 0, 'v'},          {"max-record", required_argument, 0, 'R'},
-		{"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
-	};
-	const char *dir = ".", *type = "wav";
-	long bits = -1;
-	bool progress = false, verbose = false;
-	size_t max_record = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "d:t:b:v", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': dir = optarg; break;
-		case 't': type = optarg; break;
-		case 'b':
-			if (!cli_parse_long(optarg, 1, 64, &bits))
-				cli_usage_error(prog, "--bits: '%s' is not a sample size", optarg);
-			break;
-		case 'P': progress = true; break;
-		case 'v': verbose = true; break;
-		case 'R':
-			if (!cli_parse_size(optarg, &max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	if (argc - optind > 1)
-		cli_usage_error(prog, "one input stream at most");
-	if (!*dir)
-		cli_usage_error(prog, "--dir: empty directory name");
-	if (!*type || strchr(type, '/') || strchr(type, '.'))
-		cli_usage_error(prog, "--type: '%s' is not a file extension", type);
+	options o;
+	const char *input = parse_args(argc, argv, &o);
 	char err[ST_ERRLEN];
-	if (audio_init(verbose, err, sizeof err))
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	if (!audio_can_write(type, 0))
-		cli_usage_error(prog, "--type: libsox cannot write '%s' files", type);
-	if (bits < 0)
-		bits = audio_can_write(type, 16) ? 16 : 0;
-	else if (!audio_can_write(type, (unsigned)bits))
-		cli_usage_error(prog, "--bits: libsox cannot write %ld-bit '%s' files", bits, type);
-
-	st_reader *r = st_reader_open(optind < argc ? argv[optind] : "-", max_record, ST_READ_FINITE, err);
+	st_reader *r = st_reader_open(input, o.max_record, ST_READ_FINITE, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	long rate;
 	if (st_wave_rate(r, &rate, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	ensure_dir(dir);
+	ensure_dir(o.dir);
 
 	keyset *seen = keyset_new();
 	st_item it;
 	if (!seen || st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	cli_progress pr;
-	cli_progress_init(&pr, prog, progress);
+	cli_progress_init(&pr, prog, o.progress, o.quiet);
 	uint64_t clipped_total = 0, clipped_files = 0;
 	int rc;
 	while ((rc = st_reader_next(r, &it)) == ST_OK) {
@@ -140,20 +153,12 @@ int main(int argc, char **argv)
 			cli_die(prog, EXIT_RUNTIME, "out of memory");
 		if (added == 0)
 			cli_die(prog, EXIT_RUNTIME, "%s: item '%s': duplicate key", st_reader_name(r), it.key);
-		size_t len = strlen(dir) + strlen(it.key) + strlen(type) + 3;
-		char *path = malloc(len);
+		char *path = malloc(strlen(o.dir) + strlen(it.key) + strlen(o.type) + 3);
 		if (!path)
 			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		snprintf(path, len, "%s%s%s.%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", it.key, type);
-		uint64_t clipped;
-		if (audio_write_file(path, type, t->data, (size_t)t->shape[0], (int)rate, (unsigned)bits, &clipped, err,
-		                     sizeof err))
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		if (clipped) {
-			cli_warn(prog, "%s: %llu samples outside [-1, 1] clipped", path, (unsigned long long)clipped);
-			clipped_total += clipped;
-			clipped_files++;
-		}
+		uint64_t clipped = write_item(&o, t, it.key, rate, path);
+		clipped_total += clipped;
+		clipped_files += clipped > 0;
 		free(path);
 		cli_progress_update(&pr, st_reader_items(r), 0, "files");
 	}

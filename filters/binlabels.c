@@ -1,8 +1,8 @@
 /* binlabels - labels from an MSP-Podcast-style CSV onto stream items; key lists; label statistics. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "atomic.h"
 #include "cli.h"
 #include "labels.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "binlabels";
@@ -23,46 +24,16 @@ static const char usage[] =
 	"(stdin when STREAM is absent or '-'), keeping the items of the chosen splits;\n"
 	"or list the keys of splits; or print the label statistics.\n"
 	"\n"
-	"Label file:\n"
-	"  -c, --corpus DIR        DIR/Labels/labels_consensus.csv, or the v1.x spelling\n"
-	"                          DIR/Labels/labels_concensus.csv\n"
-	"      --csv FILE          any CSV with a header row\n"
-	"  -k, --key COLUMN        key column (default FileName); a key is the cell's\n"
-	"                          base name without extension: Audios/a_1.wav -> a_1\n"
-	"      --key-verbatim      use the key cell as it is\n"
-	"      --split-column NAME   split column (default Split_Set, when present)\n"
-	"      --speaker-column NAME speaker column (default SpkrID, when present)\n"
-	"Task:\n"
-	"  -t, --task TASK         arousal, valence, dominance (EmoAct, EmoVal, EmoDom,\n"
-	"                          binned), category (EmoClass), speaker, column:NAME\n"
-	"      --edges A,B         rating <= A: low, >= B: high, else mid (default 3,5)\n"
-	"      --range LO,HI       ratings accepted (default 1,7)\n"
-	"      --categorical       column:NAME: the classes are the column's values\n"
-	"      --category-drop L   EmoClass codes to leave out (default X; '' keeps all)\n"
-	"Selection:\n"
-	"  -s, --split LIST        only rows of these splits (comma list, e.g.\n"
-	"                          Train,Validation)\n"
-	"      --drop-unlabelled   drop items that have no label, with a count on stderr;\n"
-	"                          without it they are an error and the output is abandoned\n"
-	"Modes and output:\n"
-	"  -o, --output FILE       write to FILE atomically (default stdout)\n"
-	"      --keys-only         print the keys of the selected rows, one a line\n"
-	"      --audio-dir DIR     ...as 'key DIR/FILE' lines (FILE: the key cell)\n"
-	"      --stats             per split: class counts and percentages of arousal,\n"
-	"                          valence, dominance, and Pearson's r between them (TSV)\n"
-	"  -j, --json              --stats as JSON\n"
-	"  -v, --verbose           print what was kept and filtered on stderr\n"
-	"      --progress          show progress on stderr even when it is not a terminal\n"
-	"      --max-record N      stream record size limit (K/M/G suffix; default 256M)\n"
-	"      --help              show this help\n"
-	"      --version           show the version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"Binning: low [1, A], mid (A, B), high [B, 7], ratings compared as parsed\n"
 	"doubles; with the defaults 3.0 is low and 5.0 is high.\n"
 	"\n"
 	"Examples:\n"
-	"  binlabels --corpus msp --task arousal --split Train < feats > train.msgpack\n"
-	"  binlabels -c msp --keys-only -s Validation --audio-dir msp/Audios > dev.scp\n"
+	"  binlabels -c msp --task arousal -s Train < feats > train.msgpack\n"
+	"  binlabels -c msp --keys-only -s Validation --audio-dir msp/Audios\n"
 	"  binlabels --corpus msp --stats --split Train\n";
 
 /* The paper's numbers for MSP-Podcast v1.7 Train, printed beside --stats. */
@@ -73,10 +44,60 @@ typedef struct {
 	const char *corpus, *csv, *task, *splits, *audio_dir, *output, *input;
 	labels_source src;
 	labels_task_spec spec;
-	bool drop_unlabelled, keys_only, stats, json, verbose, progress;
+	const char *edges, *range;
+	bool drop_unlabelled, allow_empty, keys_only, stats, json, verbose, progress, quiet, categorical;
 	size_t max_record;
 	char *label_path;
 } options;
+
+#define F(field) offsetof(options, field)
+/* -k and -t are hidden: those letters mean --keys FILE and --type elsewhere
+ * (formats/cli.md); -j is hidden: it means --threads in melspec; all three
+ * stay accepted for old scripts (pipelines/Makefile uses -t and -j). */
+static const opt_desc options_table[] = {
+	OPT_HEADING("Label file:"),
+	{"corpus", 'c', OPT_STRING, F(corpus), .arg = "DIR",
+	 .help = "DIR/Labels/labels_consensus.csv, or the v1.x\nspelling DIR/Labels/labels_concensus.csv"},
+	{"csv", 0, OPT_STRING, F(csv), .arg = "FILE", .help = "any CSV with a header row"},
+	{"key-column", 0, OPT_STRING, F(src.key_column), .def = LABELS_MSP_KEY, .arg = "NAME",
+	 .help = "key column; a key is the cell's base name without\nextension: Audios/a_1.wav -> a_1"},
+	{"key", 'k', OPT_STRING, F(src.key_column), .arg = "NAME", .flags = OPT_HIDDEN},
+	{"key-verbatim", 0, OPT_FLAG, F(src.key_verbatim), .help = "use the key cell as it is"},
+	{"split-column", 0, OPT_STRING, F(src.split_column), .def = LABELS_MSP_SPLIT, .arg = "NAME",
+	 .help = "split column (when present)"},
+	{"speaker-column", 0, OPT_STRING, F(src.speaker_column), .def = LABELS_MSP_SPEAKER, .arg = "NAME",
+	 .help = "speaker column (when present)"},
+	OPT_HEADING("Task:"),
+	{"task", 't', OPT_STRING, F(task), .arg = "TASK", .flags = OPT_HIDE_LETTER,
+	 .help = "arousal, valence, dominance (EmoAct, EmoVal, EmoDom,\nbinned), category (EmoClass), speaker, column:NAME"},
+	{"edges", 0, OPT_STRING, F(edges), .def = "3,5", .arg = "A,B", .help = "rating <= A: low, >= B: high, else mid"},
+	{"range", 0, OPT_STRING, F(range), .def = "1,7", .arg = "LO,HI", .help = "ratings accepted"},
+	{"categorical", 0, OPT_FLAG, F(categorical), .help = "column:NAME: the classes are the column's values"},
+	{"category-drop", 0, OPT_STRING, F(spec.category_drop), .def = "X", .arg = "L",
+	 .help = "EmoClass codes to leave out ('' keeps all)"},
+	OPT_HEADING("Selection:"),
+	{"split", 's', OPT_STRING, F(splits), .arg = "LIST",
+	 .help = "only rows of these splits (comma list, e.g.\nTrain,Validation)"},
+	{"drop-unlabelled", 0, OPT_FLAG, F(drop_unlabelled),
+	 .help = "drop items that have no label, with a count on\nstderr; without it they are an error and the output\nis abandoned"},
+	{"allow-empty", 0, OPT_FLAG, F(allow_empty),
+	 .help = "an empty result is not an error (default: --split\nthat matches no item, or no key, is one)"},
+	OPT_HEADING("Modes and output:"),
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
+	{"keys-only", 0, OPT_FLAG, F(keys_only), .help = "print the keys of the selected rows, one a line"},
+	{"audio-dir", 0, OPT_STRING, F(audio_dir), .arg = "DIR", .help = "...as 'key DIR/FILE' lines (FILE: the key cell)"},
+	{"stats", 0, OPT_FLAG, F(stats),
+	 .help = "per split: class counts and percentages of arousal,\nvalence, dominance, and Pearson's r between them"},
+	{"json", 'j', OPT_FLAG, F(json), .help = "--stats as JSON", .flags = OPT_HIDE_LETTER},
+	{"verbose", 'v', OPT_FLAG, F(verbose), .help = "print what was kept and filtered on stderr"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
+	 .help = "stream record size limit (K/M/G suffix; default 256M)"},
+	OPT_PROGRESS_QUIET(options),
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"binlabels", options_table, usage, epilog};
 
 /* ---- the join: one item at a time ---- */
 
@@ -88,6 +109,7 @@ typedef struct {
 	const bool *split_use;   /* per split; NULL keeps all */
 	uint64_t read, outcome[5];
 	uint64_t *class_counts;
+	uint64_t *split_items;   /* input items per split of the label file */
 	bool *row_seen;
 	char missing[400];       /* the first few unlabelled keys */
 	unsigned noted;
@@ -101,7 +123,8 @@ static void join_start(join_state *s, const labels *lb, const labels_task *task,
 	s->split_use = split_use;
 	s->class_counts = calloc(labels_task_nclasses(task) + 1, sizeof *s->class_counts);
 	s->row_seen = calloc(labels_rows(lb) + 1, sizeof *s->row_seen);
-	if (!s->class_counts || !s->row_seen)
+	s->split_items = calloc(labels_nsplits(lb) + 1, sizeof *s->split_items);
+	if (!s->class_counts || !s->row_seen || !s->split_items)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 }
 
@@ -138,6 +161,8 @@ static int join_flow(join_state *s, st_item *it)
 		s->row_seen[row] = true;
 		cls = labels_task_label(s->task, (size_t)row);
 		int split = labels_row_split(s->lb, (size_t)row);
+		if (split >= 0)
+			s->split_items[split]++;
 		outcome = s->split_use && !s->split_use[split] ? ITEM_OTHER_SPLIT
 		          : cls == LABELS_DROPPED             ? ITEM_DROPPED
 		          : cls == LABELS_NONE                ? ITEM_NO_VALUE
@@ -208,10 +233,34 @@ static void join_report(const join_state *s, const char *input)
 	fputc('\n', stderr);
 }
 
+static void die_abandoning(st_writer *w, const char *msg);
+
+/* --split that selects none of the input's items is surely a mistake (a
+ * feature file of another split): name the splits the input holds. */
+static void join_check_empty(const join_state *s, const options *o, const char *input, st_writer *w)
+{
+	uint64_t in_split = s->outcome[ITEM_PASS] + s->outcome[ITEM_DROPPED] + s->outcome[ITEM_NO_VALUE];
+	if (!s->split_use || in_split > 0 || o->allow_empty)
+		return;
+	char present[400] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < labels_nsplits(s->lb) && n < sizeof present; i++)
+		if (s->split_items[i])
+			n += (size_t)snprintf(present + n, sizeof present - n, "%s%s %llu", n ? ", " : "",
+			                      labels_split_name(s->lb, i), (unsigned long long)s->split_items[i]);
+	char msg[ST_ERRLEN];
+	snprintf(msg, sizeof msg,
+	         "%s: no item is in --split %s (the input's items by split: %s; %llu with no row); output "
+	         "abandoned (--allow-empty writes an empty stream)",
+	         input, o->splits, n ? present : "none", (unsigned long long)s->outcome[ITEM_NO_ROW]);
+	die_abandoning(w, msg);
+}
+
 static void join_stop(join_state *s)
 {
 	free(s->class_counts);
 	free(s->row_seen);
+	free(s->split_items);
 }
 
 /* ---- filter mode ---- */
@@ -281,7 +330,7 @@ static void run_filter(const options *o, const labels *lb, const labels_task *ta
 	if (st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	cli_progress progress;
-	cli_progress_init(&progress, prog, o->progress);
+	cli_progress_init(&progress, prog, o->progress, o->quiet);
 	int rc;
 	while ((rc = st_reader_next(r, &it)) == ST_OK) {
 		int outcome = join_flow(&js, &it);
@@ -295,6 +344,7 @@ static void run_filter(const options *o, const labels *lb, const labels_task *ta
 	}
 	if (rc != ST_END)
 		die_abandoning(w, st_reader_error(r));
+	join_check_empty(&js, o, st_reader_name(r), w);
 	join_drain(&js, o, st_reader_name(r));
 	sv *counts = sv_array(), *end = st_writer_end_stats(w);
 	need(!counts || !end);
@@ -336,33 +386,51 @@ static void text_close(const options *o, atomic_file *af, FILE *f)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 }
 
+/* Dies before anything is written: the list is built in memory first. */
+static _Noreturn void keys_fail(FILE *m, char *buf, const char *fmt, const char *path, const char *what)
+{
+	fclose(m);
+	free(buf);
+	cli_die(prog, EXIT_RUNTIME, fmt, path, what);
+}
+
+/* The key list is complete or absent: a failure (a key a list cannot hold,
+ * an empty selection) writes nothing, not even to stdout. */
 static void run_keys(const options *o, const labels *lb, const labels_task *task, const bool *split_use)
 {
-	atomic_file af = {0};
-	FILE *f = text_open(o, &af);
+	char *buf = NULL;
+	size_t len = 0, rows = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	for (size_t row = 0; row < labels_rows(lb); row++) {
 		if (split_use && !split_use[labels_row_split(lb, row)])
 			continue;
 		if (task && labels_task_label(task, row) < 0)
 			continue;
 		const char *key = labels_key(lb, row);
-		if (strpbrk(key, " \t\r\n\v\f")) {
-			if (f != stdout)
-				atomic_abort(&af);
-			cli_die(prog, EXIT_RUNTIME, "%s: key '%s' contains white space, which a key list cannot hold",
-			        labels_path(lb), key);
-		}
-		if (o->audio_dir && strpbrk(labels_key_cell(lb, row), "\r\n")) {
-			if (f != stdout)
-				atomic_abort(&af);
-			cli_die(prog, EXIT_RUNTIME, "%s: file name '%s' contains a line break, which a list cannot hold",
-			        labels_path(lb), labels_key_cell(lb, row));
-		}
+		if (strpbrk(key, " \t\r\n\v\f"))
+			keys_fail(m, buf, "%s: key '%s' contains white space, which a key list cannot hold", labels_path(lb), key);
+		if (o->audio_dir && strpbrk(labels_key_cell(lb, row), "\r\n"))
+			keys_fail(m, buf, "%s: file name '%s' contains a line break, which a list cannot hold", labels_path(lb),
+			          labels_key_cell(lb, row));
 		if (o->audio_dir)
-			fprintf(f, "%s %s/%s\n", key, o->audio_dir, labels_key_cell(lb, row));
+			fprintf(m, "%s %s/%s\n", key, o->audio_dir, labels_key_cell(lb, row));
 		else
-			fprintf(f, "%s\n", key);
+			fprintf(m, "%s\n", key);
+		rows++;
 	}
+	if (rows == 0 && !o->allow_empty && (split_use || task))
+		keys_fail(m, buf, "%s: %s: no row selected, nothing written (--allow-empty writes an empty list)",
+		          labels_path(lb), o->splits ? o->splits : o->task);
+	if (fflush(m) || ferror(m))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	atomic_file af = {0};
+	FILE *f = text_open(o, &af);
+	if (len)
+		fwrite(buf, 1, len, f);
+	fclose(m);
+	free(buf);
 	text_close(o, &af, f);
 }
 
@@ -543,7 +611,7 @@ static bool *select_splits(const labels *lb, const char *list)
 }
 
 /* The combinations of options that make no sense, and the task spec. */
-static void check_args(int argc, char **argv, options *o, bool categorical)
+static void check_args(int argc, char **argv, int first, options *o)
 {
 	if (!o->corpus == !o->csv)
 		cli_usage_error(prog, "give the label file with exactly one of --corpus DIR and --csv FILE");
@@ -558,16 +626,18 @@ static void check_args(int argc, char **argv, options *o, bool categorical)
 		cli_usage_error(prog, "--audio-dir goes with --keys-only");
 	if (o->json && !o->stats)
 		cli_usage_error(prog, "--json goes with --stats");
+	if (o->allow_empty && o->stats)
+		cli_usage_error(prog, "--allow-empty goes with labelling a stream or --keys-only");
 	if (!filter && (o->drop_unlabelled || o->verbose || o->progress || o->max_record))
 		cli_usage_error(prog, "--drop-unlabelled, --verbose, --progress and --max-record go with labelling a stream");
-	if (optind < argc - (filter ? 1 : 0))
+	if (first < argc - (filter ? 1 : 0))
 		cli_usage_error(prog, filter ? "at most one input stream" : "this mode reads no stream");
-	o->input = optind < argc ? argv[optind] : "-";
+	o->input = first < argc ? argv[first] : "-";
 	if (o->task && labels_task_parse(o->task, &o->spec))
 		cli_usage_error(prog, "unknown task '%s' (arousal, valence, dominance, category, speaker, column:NAME)",
 		                o->task);
-	o->spec.categorical = categorical;
-	if (categorical && (!o->task || o->spec.kind != LABELS_COLUMN))
+	o->spec.categorical = o->categorical;
+	if (o->categorical && (!o->task || o->spec.kind != LABELS_COLUMN))
 		cli_usage_error(prog, "--categorical goes with a column:NAME task");
 	char err[512];
 	if (labels_task_check(&o->spec, err, sizeof err))
@@ -579,78 +649,17 @@ static void check_args(int argc, char **argv, options *o, bool categorical)
 /* Options into o (its spec parsed and checked); every usage error here. */
 static void parse_args(int argc, char **argv, options *o)
 {
-	enum {
-		O_CSV = 256, O_KEY_VERBATIM, O_SPLIT_COLUMN, O_SPEAKER_COLUMN, O_EDGES, O_RANGE, O_CATEGORICAL,
-		O_CATEGORY_DROP, O_DROP_UNLABELLED, O_KEYS_ONLY, O_AUDIO_DIR, O_STATS, O_PROGRESS, O_MAX_RECORD,
-		O_HELP, O_VERSION,
-	};
-	static const struct option opts[] = {
-		{"corpus", required_argument, 0, 'c'},
-		{"csv", required_argument, 0, O_CSV},
-		{"key", required_argument, 0, 'k'},
-		{"key-verbatim", no_argument, 0, O_KEY_VERBATIM},
-		{"split-column", required_argument, 0, O_SPLIT_COLUMN},
-		{"speaker-column", required_argument, 0, O_SPEAKER_COLUMN},
-		{"task", required_argument, 0, 't'},
-		{"edges", required_argument, 0, O_EDGES},
-		{"range", required_argument, 0, O_RANGE},
-		{"categorical", no_argument, 0, O_CATEGORICAL},
-		{"category-drop", required_argument, 0, O_CATEGORY_DROP},
-		{"split", required_argument, 0, 's'},
-		{"drop-unlabelled", no_argument, 0, O_DROP_UNLABELLED},
-		{"output", required_argument, 0, 'o'},
-		{"keys-only", no_argument, 0, O_KEYS_ONLY},
-		{"audio-dir", required_argument, 0, O_AUDIO_DIR},
-		{"stats", no_argument, 0, O_STATS},
-		{"json", no_argument, 0, 'j'},
-		{"verbose", no_argument, 0, 'v'},
-		{"progress", no_argument, 0, O_PROGRESS},
-		{"max-record", required_argument, 0, O_MAX_RECORD},
-		{"help", no_argument, 0, O_HELP},
-		{"version", no_argument, 0, O_VERSION},
-		{0, 0, 0, 0},
-	};
+	bool given[sizeof options_table / sizeof *options_table];
 	*o = (options){0};
 	labels_task_spec_init(&o->spec);
-	o->src.key_column = LABELS_MSP_KEY;
-	o->src.split_column = LABELS_MSP_SPLIT;
-	o->src.split_optional = true;
-	o->src.speaker_column = LABELS_MSP_SPEAKER;
-	o->src.speaker_optional = true;
-	bool categorical = false;
-	int c;
-	while ((c = getopt_long(argc, argv, "c:k:t:s:o:jv", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o->corpus = optarg; break;
-		case O_CSV: o->csv = optarg; break;
-		case 'k': o->src.key_column = optarg; break;
-		case O_KEY_VERBATIM: o->src.key_verbatim = true; break;
-		case O_SPLIT_COLUMN: o->src.split_column = optarg, o->src.split_optional = false; break;
-		case O_SPEAKER_COLUMN: o->src.speaker_column = optarg, o->src.speaker_optional = false; break;
-		case 't': o->task = optarg; break;
-		case O_EDGES: parse_pair("--edges", optarg, o->spec.edges); break;
-		case O_RANGE: parse_pair("--range", optarg, o->spec.range); break;
-		case O_CATEGORICAL: categorical = true; break;
-		case O_CATEGORY_DROP: o->spec.category_drop = optarg; break;
-		case 's': o->splits = optarg; break;
-		case O_DROP_UNLABELLED: o->drop_unlabelled = true; break;
-		case 'o': o->output = optarg; break;
-		case O_KEYS_ONLY: o->keys_only = true; break;
-		case O_AUDIO_DIR: o->audio_dir = optarg; break;
-		case O_STATS: o->stats = true; break;
-		case 'j': o->json = true; break;
-		case 'v': o->verbose = true; break;
-		case O_PROGRESS: o->progress = true; break;
-		case O_MAX_RECORD:
-			if (!cli_parse_size(optarg, &o->max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case O_HELP: cli_help(usage);
-		case O_VERSION: cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	check_args(argc, argv, o, categorical);
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, given);
+	/* a column named on the command line must exist; the MSP defaults may be absent */
+	o->src.split_optional = !opts_was_given(&spec, given, "split-column");
+	o->src.speaker_optional = !opts_was_given(&spec, given, "speaker-column");
+	parse_pair("--edges", o->edges, o->spec.edges);
+	parse_pair("--range", o->range, o->spec.range);
+	check_args(argc, argv, first, o);
 }
 
 

@@ -1,6 +1,6 @@
 /* cnn-eval - score a Cnn14 checkpoint on a labelled log-Mel stream. */
-#include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "feature_params.h"
 #include "metrics.h"
 #include "nn_pool.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "cnn-eval";
@@ -27,80 +28,54 @@ static const char usage[] =
 	"mode; items of equal length are batched (results move by float rounding at\n"
 	"most; --batch 1: each item alone).  The whole stream is held in memory.\n"
 	"\n"
-	"  -j, --json             one JSON object instead of TSV\n"
-	"  -o, --output FILE      write the report to FILE atomically (default stdout)\n"
-	"  -p, --posteriors FILE  also write an item stream of class posteriors (tensor\n"
-	"                         'posteriors', fields 'label' and 'predicted'); '-' is\n"
-	"                         stdout, and then the report needs -o\n"
-	"      --batch N          largest batch of equal-length items (default 32)\n"
-	"      --pad-short        pad items shorter than 32 frames with the log-Mel of\n"
-	"                         digital silence (else they are an error)\n"
-	"      --ignore-class-names  score even when the stream's class names differ\n"
-	"                         from the checkpoint's (labels are taken as the\n"
-	"                         checkpoint's class indices)\n"
-	"      --threads N        threads (default 0: the cores this process may use)\n"
-	"      --max-record N     record size limit in bytes (K/M/G suffix)\n"
-	"      --progress         progress on stderr even when it is not a terminal\n"
-	"      --help, --version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"Example (the best epoch of a run on the test set, and its posteriors):\n"
 	"  cnn-eval -p test-post.msgpack runs/random/best.ckpt test.msgpack > test.tsv\n";
 
 typedef struct {
 	const char *ckpt, *stream, *output, *posteriors;
-	bool json, pad_short, ignore_names, progress;
+	bool json, pad_short, ignore_names, progress, quiet;
 	int batch, threads;
 	size_t max_record;
 } options;
 
+#define F(field) offsetof(options, field)
+static const opt_desc options_table[] = {
+	{"json", 0, OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
+	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the report to FILE atomically (default stdout)"},
+	{"posteriors", 'p', OPT_STRING, F(posteriors), .arg = "FILE",
+	 .help = "also write an item stream of class posteriors\n(tensor 'posteriors', fields 'label' and\n'predicted'); '-' is stdout, then the report needs -o"},
+	{"batch", 0, OPT_INT, F(batch), .min = 1, .max = 4096, .def = "32", .arg = "N",
+	 .help = "largest batch of equal-length items"},
+	{"pad-short", 0, OPT_FLAG, F(pad_short),
+	 .help = "pad items shorter than 32 frames with the log-Mel of\ndigital silence (else they are an error)"},
+	{"ignore-class-names", 0, OPT_FLAG, F(ignore_names),
+	 .help = "score even when the stream's class names differ\nfrom the checkpoint's (labels are taken as the\ncheckpoint's class indices)"},
+	{"threads", 0, OPT_INT, F(threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N",
+	 .help = "threads; 0: the cores this process may use"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N", .help = "record size limit in bytes (K/M/G suffix)"},
+	OPT_PROGRESS_QUIET(options),
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"cnn-eval", options_table, usage, epilog};
+
 static void parse_args(int argc, char **argv, options *o)
 {
-	enum { O_BATCH = 256, O_PAD, O_IGNORE, O_THREADS, O_MAXREC, O_PROGRESS };
-	static const struct option opts[] = {
-		{"json", no_argument, 0, 'j'},        {"output", required_argument, 0, 'o'},
-		{"posteriors", required_argument, 0, 'p'}, {"batch", required_argument, 0, O_BATCH},
-		{"pad-short", no_argument, 0, O_PAD}, {"ignore-class-names", no_argument, 0, O_IGNORE},
-		{"threads", required_argument, 0, O_THREADS}, {"max-record", required_argument, 0, O_MAXREC},
-		{"progress", no_argument, 0, O_PROGRESS}, {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},     {0, 0, 0, 0},
-	};
 	memset(o, 0, sizeof *o);
-	o->batch = 32;
-	long v;
-	int c;
-	while ((c = getopt_long(argc, argv, "jo:p:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': o->json = true; break;
-		case 'o': o->output = optarg; break;
-		case 'p': o->posteriors = optarg; break;
-		case O_BATCH:
-			if (!cli_parse_long(optarg, 1, 4096, &v))
-				cli_usage_error(prog, "--batch: '%s' is not a batch size (1..4096)", optarg);
-			o->batch = (int)v;
-			break;
-		case O_PAD: o->pad_short = true; break;
-		case O_IGNORE: o->ignore_names = true; break;
-		case O_THREADS:
-			if (!cli_parse_long(optarg, 0, NN_MAX_THREADS, &v))
-				cli_usage_error(prog, "--threads: '%s' is not a thread count (0 for all cores, at most %d)", optarg, NN_MAX_THREADS);
-			o->threads = (int)v;
-			break;
-		case O_MAXREC:
-			if (!cli_parse_size(optarg, &o->max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case O_PROGRESS: o->progress = true; break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
-	if (optind >= argc)
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, NULL);
+	if (first >= argc)
 		cli_usage_error(prog, "need a checkpoint");
-	if (argc - optind > 2)
-		cli_usage_error(prog, "unexpected argument '%s'", argv[optind + 2]);
-	o->ckpt = argv[optind];
-	o->stream = optind + 1 < argc ? argv[optind + 1] : "-";
+	if (argc - first > 2)
+		cli_usage_error(prog, "unexpected argument '%s'", argv[first + 2]);
+	o->ckpt = argv[first];
+	o->stream = first + 1 < argc ? argv[first + 1] : "-";
 	if (!strcmp(o->ckpt, "-") && !strcmp(o->stream, "-"))
 		cli_usage_error(prog, "stdin can be read only once: name the checkpoint or the stream");
 	if (o->posteriors && !strcmp(o->posteriors, "-") && (!o->output || !strcmp(o->output, "-")))
@@ -243,11 +218,11 @@ static void show_progress(void *ctx, size_t done, size_t total)
 }
 
 /* Scores ds into conf and logp (ds->n x classes), with progress on stderr. */
-static void score(cnn14 *m, const dataset *ds, const eval_options *eo, confusion *conf, float *logp, bool progress)
+static void score(cnn14 *m, const dataset *ds, const eval_options *eo, confusion *conf, float *logp, const options *o)
 {
 	char err[CNN14_ERRLEN];
 	cli_progress bar;
-	cli_progress_init(&bar, prog, progress);
+	cli_progress_init(&bar, prog, o->progress, o->quiet);
 	eval_options opt = *eo;
 	opt.progress = show_progress;
 	opt.progress_ctx = &bar;
@@ -363,7 +338,7 @@ int main(int argc, char **argv)
 	if (!held.logp || confusion_init(&held.conf, classes))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	eval_options eo = {.max_batch = o.batch, .pad_short = o.pad_short, .pad_value = evaluate_silence_value(ds->params)};
-	score(m, ds, &eo, &held.conf, held.logp, o.progress);
+	score(m, ds, &eo, &held.conf, held.logp, &o);
 	double nll = 0;
 	for (size_t i = 0; i < ds->n; i++)
 		nll -= held.logp[i * (size_t)classes + (size_t)ds->items[i].label];

@@ -36,7 +36,7 @@ static const char epilog[] =
 
 typedef struct {
 	const char *ckpt, *input, *output;
-	bool stream, embedding, pad_short, progress;
+	bool stream, embedding, pad_short, progress, quiet;
 	int threads;
 	size_t max_record;
 } options;
@@ -53,7 +53,7 @@ static const opt_desc options_table[] = {
 	 .help = "threads; 0: the cores this process may use"},
 	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
 	 .help = "record size limit in bytes (K/M/G suffix)"},
-	{"progress", 0, OPT_FLAG, F(progress), .help = "progress on stderr even when it is not a terminal"},
+	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };
 #undef F
@@ -192,7 +192,7 @@ static void predictor_start(predictor *p, const options *o, int argc, char **arg
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	class_names(p);
 	open_output(p, argc, argv);
-	cli_progress_init(&p->progress, prog, o->progress);
+	cli_progress_init(&p->progress, prog, o->progress, o->quiet);
 }
 
 /* The item's log-Mel as network input: the tensor itself, or a copy padded

@@ -22,7 +22,7 @@
 static const char *prog = "cnn-train";
 
 static const char usage[] =
-	"Usage: cnn-train --train T --dev D [--test E] -o RUNDIR [OPTION]...\n"
+	"Usage: cnn-train --train T --dev D [--test E] --run-dir RUNDIR [OPTION]...\n"
 	"       cnn-train --resume RUNDIR [--threads N] [--progress | --quiet]\n"
 	"Train Cnn14 on labelled log-Mel streams (melspec | binlabels) with the paper's\n"
 	"recipe: SGD, lr 0.001, Nesterov momentum 0.9, batch 8, 60 epochs, class-balanced\n"
@@ -38,9 +38,11 @@ static const char epilog[] =
 	"signal.  See cnn-train(1).\n"
 	"\n"
 	"Example (the paper's baseline, then fine-tuning from it):\n"
-	"  cnn-train --train train.msgpack --dev dev.msgpack --test test.msgpack -o runs/random\n"
-	"  cnn-train --init runs/random/best.ckpt --finetune linear --train train100.msgpack \\\n"
-	"            --dev dev100.msgpack --test test100.msgpack -o runs/bp100-linear\n";
+	"  cnn-train --train train.msgpack --dev dev.msgpack --test test.msgpack \\\n"
+	"            --run-dir runs/random\n"
+	"  cnn-train --init runs/random/best.ckpt --finetune linear \\\n"
+	"            --train train100.msgpack --dev dev100.msgpack \\\n"
+	"            --test test100.msgpack --run-dir runs/bp100-linear\n";
 
 /* Set by the signal handler; read between training steps. */
 static volatile sig_atomic_t stop_signal;
@@ -72,7 +74,9 @@ static const opt_desc options_table[] = {
 	 .flags = FILE_SET},
 	{"test", 0, OPT_STRING, F(test), .arg = "FILE", .help = "test stream, scored every epoch (for learning curves)",
 	 .flags = FILE_SET},
-	{"output", 'o', OPT_STRING, F(rundir), .arg = "RUNDIR", .help = "run directory (created; must not hold a run already)"},
+	{"run-dir", 0, OPT_STRING, F(rundir), .arg = "RUNDIR", .help = "run directory (created; must not hold a run already)"},
+	/* the old spelling: -o is a file in every other program (formats/cli.md) */
+	{"output", 'o', OPT_STRING, F(rundir), .arg = "RUNDIR", .flags = OPT_HIDDEN},
 	{"crop-frames", 0, OPT_INT, F(crop_frames), .min = CNN14_MIN_FRAMES, .max = 1000000, .def = "300", .arg = "N",
 	 .help = "training crop length in frames; a new random crop of\neach item every epoch, shorter items padded at the\nend with the log-Mel of digital silence",
 	 .flags = SET},
@@ -386,7 +390,7 @@ static void check_settings(const options *o, bool resume)
 		return;
 	}
 	if (!o->train || !o->dev || !o->rundir)
-		cli_usage_error(prog, "--train, --dev and -o RUNDIR are required");
+		cli_usage_error(prog, "--train, --dev and --run-dir RUNDIR are required");
 	if (o->init && o->width_div != 1)
 		cli_usage_error(prog, "--width-div comes from the --init checkpoint");
 	int stdin_uses = !strcmp(o->train, "-") + !strcmp(o->dev, "-") + (o->test && !strcmp(o->test, "-"));

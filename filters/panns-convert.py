@@ -58,13 +58,16 @@ kept; the width divisor is read from conv_block1.conv1.weight.
       --trust-pickle       load a file that holds objects other than tensors, or
                            PyTorch's legacy (pre-1.6) format; this runs the
                            file's pickle code: trusted files only
+      --progress           a line per step on stderr even when it is not a
+                           terminal (load, check, write)
+  -q, --quiet              no progress at all (warnings still shown)
       --help               print this help and exit
       --version            print the version and exit
 
 Example:
   {PROG} -o panns.ckpt Cnn14_16k_mAP=0.438.pth
   cnn-train --init panns.ckpt --finetune linear --train train.msgpack \\
-            --dev dev.msgpack -o runs/panns-linear
+            --dev dev.msgpack --run-dir runs/panns-linear
 """
 
 
@@ -101,6 +104,8 @@ def parse_args(argv):
     p.add_argument("--class-names")
     p.add_argument("--class-names-file")
     p.add_argument("--trust-pickle", action="store_true")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--help", action="store_true")
     p.add_argument("--version", action="store_true")
     a = p.parse_args(argv)
@@ -393,11 +398,20 @@ def write(path, params, tensors, argv):
                 pass
 
 
+def step(a, text):
+    """Progress (formats/cli.md): on a terminal or with --progress, never with -q."""
+    if not a.quiet and (a.progress or sys.stderr.isatty()):
+        sys.stderr.write(f"{PROG}: {text}\n")
+
+
 def main(argv):
     a = parse_args(argv)
     try:
+        step(a, f"converting {a.pth}")
         params, tensors = convert(a)
+        step(a, f"checked, {len(tensors)} tensors; writing {'stdout' if a.output == '-' else a.output}")
         write(a.output, params, tensors, argv)
+        step(a, "done")
     except Fail as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return 2

@@ -1,13 +1,14 @@
 /* stream-cat - concatenate, select, validate and inspect sertools streams. */
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "keyset.h"
+#include "opts.h"
 #include "stream.h"
 
 static const char *prog = "stream-cat";
@@ -18,20 +19,9 @@ static const char usage[] =
 	"or inspect them.  Every input is read to its end record: a truncated or\n"
 	"malformed stream is an error (exit 2), never a shorter result.\n"
 	"\n"
-	"  -o, --output FILE    write the stream to FILE atomically (default stdout)\n"
-	"  -i, --info           print the header, item count and per-tensor summary\n"
-	"                       (dtype, shapes, min/max/mean, NaN/Inf count)\n"
-	"  -l, --list           print one line per item: key, tensor shapes, fields\n"
-	"  -n, --head N         only the first N items\n"
-	"  -k, --keys FILE      only items whose key is listed in FILE (first word of\n"
-	"                       each line); a listed key that never appears is an error\n"
-	"      --missing-ok     ...unless this is given (then counted on stderr)\n"
-	"  -j, --json           --info and --list print JSON (one object per line)\n"
-	"      --finite         refuse NaN and infinite values in float tensors\n"
-	"      --max-record N   record size limit in bytes (K/M/G suffix; default 256M,\n"
-	"                       or $SERTOOLS_MAX_RECORD)\n"
-	"      --help           show this help\n"
-	"      --version        show the version\n"
+	"\n";
+
+static const char epilog[] =
 	"\n"
 	"Streams are joined only when their header params agree; stats that count\n"
 	"things (integers, integer arrays) are summed, in the headers and in the end\n"
@@ -230,48 +220,51 @@ static void print_item(const st_item *it, bool json)
 
 typedef struct {
 	int mode;
-	bool json, missing_ok;
+	bool info, list, json, missing_ok, finite, progress, quiet;
 	unsigned read_flags;
 	const char *output, *keys_file;
-	long head;
+	uint64_t head_arg;
+	long head; /* -1: all */
 	size_t max_record;
 } options;
 
-static void parse_args(int argc, char **argv, options *o)
+#define F(field) offsetof(options, field)
+/* -l is hidden: the letter means --list FILE in audio-read (formats/cli.md);
+ * it stays accepted for old scripts. */
+static const opt_desc options_table[] = {
+	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the stream to FILE atomically (default stdout)"},
+	{"info", 'i', OPT_FLAG, F(info),
+	 .help = "print the header, item count and per-tensor summary\n(dtype, shapes, min/max/mean, NaN/Inf count)"},
+	{"list", 'l', OPT_FLAG, F(list), .help = "print one line per item: key, tensor shapes, fields",
+	 .flags = OPT_HIDE_LETTER},
+	{"head", 'n', OPT_U64, F(head_arg), .min = 0, .max = (double)LONG_MAX, .arg = "N", .help = "only the first N items"},
+	{"keys", 'k', OPT_STRING, F(keys_file), .arg = "FILE",
+	 .help = "only items whose key is listed in FILE (first word\nof each line); a listed key never seen is an error"},
+	{"missing-ok", 0, OPT_FLAG, F(missing_ok), .help = "...unless this is given (then counted on stderr)"},
+	{"json", 0, OPT_FLAG, F(json), .help = "--info and --list print JSON (one object per line)"},
+	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
+	{"finite", 0, OPT_FLAG, F(finite), .help = "refuse NaN and infinite values in float tensors"},
+	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
+	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_PROGRESS_QUIET(options),
+	OPT_END,
+};
+#undef F
+
+static const opts_spec spec = {"stream-cat", options_table, usage, epilog};
+
+/* Returns the index of the first input in argv. */
+static int parse_args(int argc, char **argv, options *o)
 {
-	static const struct option opts[] = {
-		{"output", required_argument, 0, 'o'}, {"info", no_argument, 0, 'i'},
-		{"list", no_argument, 0, 'l'},         {"head", required_argument, 0, 'n'},
-		{"keys", required_argument, 0, 'k'},   {"json", no_argument, 0, 'j'},
-		{"missing-ok", no_argument, 0, 'M'},   {"max-record", required_argument, 0, 'R'},
-		{"finite", no_argument, 0, 'F'},       {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
-	};
-	*o = (options){.mode = MODE_CAT, .head = -1};
-	int c;
-	while ((c = getopt_long(argc, argv, "o:iln:k:j", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o': o->output = optarg; break;
-		case 'i': o->mode = MODE_INFO; break;
-		case 'l': o->mode = MODE_LIST; break;
-		case 'n':
-			if (!cli_parse_long(optarg, 0, LONG_MAX, &o->head))
-				cli_usage_error(prog, "--head: '%s' is not a count", optarg);
-			break;
-		case 'k': o->keys_file = optarg; break;
-		case 'j': o->json = true; break;
-		case 'M': o->missing_ok = true; break;
-		case 'F': o->read_flags |= ST_READ_FINITE; break;
-		case 'R':
-			if (!cli_parse_size(optarg, &o->max_record))
-				cli_usage_error(prog, "--max-record: '%s' is not a size", optarg);
-			break;
-		case 'h': cli_help(usage);
-		case 'V': cli_version(prog);
-		default: cli_usage_error(prog, "unknown option");
-		}
-	}
+	bool given[sizeof options_table / sizeof *options_table];
+	*o = (options){0};
+	opts_defaults(&spec, o);
+	int first = opts_parse(&spec, o, argc, argv, given);
+	if (o->info && o->list)
+		cli_usage_error(prog, "--info and --list are separate modes");
+	o->mode = o->info ? MODE_INFO : o->list ? MODE_LIST : MODE_CAT;
+	o->head = opts_was_given(&spec, given, "head") ? (long)o->head_arg : -1;
+	o->read_flags = o->finite ? ST_READ_FINITE : 0;
 	if (o->output && o->mode != MODE_CAT)
 		cli_usage_error(prog, "--output goes with concatenation, not --info or --list");
 	if (o->json && o->mode == MODE_CAT)
@@ -279,10 +272,11 @@ static void parse_args(int argc, char **argv, options *o)
 	if (o->missing_ok && !o->keys_file)
 		cli_usage_error(prog, "--missing-ok goes with --keys");
 	int nstdin = 0;
-	for (int i = optind; i < argc; i++)
+	for (int i = first; i < argc; i++)
 		nstdin += strcmp(argv[i], "-") == 0;
 	if (nstdin > 1)
 		cli_usage_error(prog, "standard input ('-') can be read only once");
+	return first;
 }
 
 /* Opens every input and builds the output header from all of theirs: it
@@ -338,10 +332,14 @@ static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *
 	if (st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	bool stop = false;
+	cli_progress pr;
+	cli_progress_init(&pr, prog, o->progress, o->quiet);
+	uint64_t read = 0;
 	for (int i = 0; i < ninputs && !stop; i++) {
 		st_reader *r = readers[i];
 		int rc;
 		while ((rc = st_reader_next(r, &it)) == ST_OK) {
+			cli_progress_update(&pr, ++read, 0, "items");
 			if (keys && !keyset_mark(keys, it.key))
 				continue;
 			if (o->head >= 0 && selected >= (uint64_t)o->head) {
@@ -365,6 +363,7 @@ static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *
 		if (!keys && o->head < 0)
 			fold_end_stats(end_stats, r, i == 0);
 	}
+	cli_progress_done(&pr, read, "items read");
 	st_item_free(&it);
 	*stopped = stop;
 	return selected;
@@ -390,15 +389,15 @@ static void check_keys(const options *o, keyset *keys, st_writer *w, bool stoppe
 int main(int argc, char **argv)
 {
 	options o;
-	parse_args(argc, argv, &o);
+	int first = parse_args(argc, argv, &o);
 	cli_stdout_init();
 	char err[ST_ERRLEN];
 	keyset *keys = NULL;
 	if (o.keys_file && !(keys = keyset_load(o.keys_file, err, sizeof err)))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	int ninputs = argc - optind;
+	int ninputs = argc - first;
 	char *stdin_only[] = {"-"};
-	char **inputs = ninputs ? argv + optind : stdin_only;
+	char **inputs = ninputs ? argv + first : stdin_only;
 	if (!ninputs)
 		ninputs = 1;
 	st_reader **readers = calloc((size_t)ninputs, sizeof *readers);

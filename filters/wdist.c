@@ -25,8 +25,9 @@ static const char usage[] =
 static const char epilog[] =
 	"\n"
 	"The output layer (fc_transfer) is left out when its shape differs between\n"
-	"checkpoints (a different class count) or a checkpoint has none; any other shape difference, or a\n"
-	"different architecture or width, is an error naming the layer.  A layer whose\n"
+	"checkpoints (a different class count) or a checkpoint has none; any other\n"
+	"shape difference, or a different architecture or width, is an error naming\n"
+	"the layer.  A layer whose\n"
 	"weights have zero norm in either checkpoint has no distance: NA (null in JSON).\n"
 	"Each checkpoint must pass the checkpoint rules (formats/checkpoint.md): a subset\n"
 	"of its model's tensors, each with the right shape and finite values, no name\n"
@@ -112,7 +113,7 @@ static double cosine_distance(const float *x, const float *y, size_t n)
 
 
 typedef struct {
-	bool all, json, check;
+	bool all, json, check, progress, quiet;
 	const char *output, *refpath;
 	size_t max_record;
 	char **ckpts;
@@ -127,12 +128,14 @@ typedef struct {
 #define F(field) offsetof(options, field)
 static const opt_desc options_table[] = {
 	{"check", 0, OPT_FLAG, F(check),
-	 .help = "only validate each CKPT (every tensor of its model present)\nand print nothing; exit 2 naming the first fault"},
+	 .help = "only validate each CKPT (every tensor of its model\npresent) and print nothing; exit 2 naming the first\nfault"},
 	{"all", 'a', OPT_FLAG, F(all),
 	 .help = "every float tensor (BatchNorm weights, biases, running\nstatistics too), not only conv and linear weights"},
-	{"json", 'j', OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
+	{"json", 0, OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
+	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
 	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N", .help = "record size limit in bytes (K/M/G suffix)"},
+	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };
 #undef F
@@ -324,9 +327,14 @@ int main(int argc, char **argv)
 	st_item it;
 	if (st_item_init(&it))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	cli_progress pr;
+	cli_progress_init(&pr, prog, o.progress, o.quiet);
 	sv *ref_model = read_reference(&o, &ls, &it);
-	for (int k = 0; k < o.nckpt; k++)
+	for (int k = 0; k < o.nckpt; k++) {
 		compare(&o, k, ref_model, &ls, &it);
+		cli_progress_update(&pr, (uint64_t)k + 1, (uint64_t)o.nckpt, "checkpoints");
+	}
+	cli_progress_done(&pr, (uint64_t)o.nckpt, "checkpoints");
 	st_item_free(&it);
 
 	char err[ST_ERRLEN];

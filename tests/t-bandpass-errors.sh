@@ -66,9 +66,9 @@ expect 1 "--order: '25'" --width 100 --order 25 good.msgpack
 expect 1 "either as --center/--width or as --low/--high" --width 100 --low 300 --high 400 good.msgpack
 expect 1 "--low and --high go together" --low 300 good.msgpack
 expect 1 "--center needs --width" --center 300 good.msgpack
-expect 1 "--width: 'abc' is not a frequency" --width abc good.msgpack
+expect 1 "--width: 'abc': must be a frequency" --width abc good.msgpack
 expect 1 "one input stream at most" --width 100 good.msgpack good.msgpack
-expect 1 "unknown option|unrecognized option" --width 100 --bogus good.msgpack
+expect 1 "unknown or ambiguous option '--bogus'" --width 100 --bogus good.msgpack
 # edges against the stream's Nyquist frequency: known after the header, a runtime error (exit 2) like melspec's
 expect 2 "^bandpass: rate8k.msgpack: band 100 to 4000 Hz: the high edge must be below the Nyquist frequency, 4000 Hz at the stream's sample_rate 8000$" --low 100 --high 4000 rate8k.msgpack
 expect 2 "band 300 to 9000 Hz.*8000 Hz at the stream's sample_rate 16000" --low 300 --high 9000 good.msgpack

@@ -5,7 +5,7 @@ from the checkpoint's (both lists named; --ignore-class-names scores
 anyway, with the checkpoint's names), melspec settings that differ (the key
 and both values named), a label outside the checkpoint's classes (the item
 named), a short item without --pad-short, an empty stream, a truncated
-stream (from a file and from a pipe), a stream without labels, a missing
+stream (from a file and from a pipe), a stream without labels, a one-class stream (named so), a missing
 checkpoint, an output path that cannot be written.  A failed run leaves
 neither its report nor its posteriors file (nor their temporary files).
 Band-pass settings that differ are only noted.  Class names with a tab,
@@ -124,6 +124,13 @@ assert p.returncode == 2 and "truncated" in p.stderr, p.stderr
 stream("nolabel.msgpack", ["0", "1", "2"], [0, None])
 r = cnn_eval("plain.ckpt", "nolabel.msgpack", code=2)
 assert "'k1'" in r.stderr and "label" in r.stderr, r.stderr
+# labelled for a task with one class: described as such, not as "unlabelled"
+stream("oneclass.msgpack", ["mid"], [0, 0])
+r = cnn_eval("plain.ckpt", "oneclass.msgpack", code=2)
+assert '1 class in params.classes: ["mid"]' in r.stderr and "no class names" not in r.stderr, r.stderr
+stream("noclass.msgpack", [], [0])
+r = cnn_eval("plain.ckpt", "noclass.msgpack", code=2)
+assert "no class names" in r.stderr, r.stderr
 r = cnn_eval("missing.ckpt", "whole.msgpack", code=2)
 assert "missing.ckpt" in r.stderr, r.stderr
 r = cnn_eval("whole.msgpack", "whole.msgpack", code=2)  # a stream is not a checkpoint

@@ -22,7 +22,7 @@ import msgpack
 sys.path.insert(0, os.path.join(os.environ["SERTOOLS_SRC"], "tests", "ref"))
 import testlib as T  # noqa: E402
 
-NOT_RESTORED = {"output"}  # RUNDIR is the --resume argument
+NOT_RESTORED = {"run-dir", "output"}  # RUNDIR is the --resume argument (-o/--output: its old spelling)
 
 
 def dump(args, code=0):
@@ -82,7 +82,7 @@ for name in settings:
     w, v = other_value(name, defaults[name])
     words += w
     want[name] = v
-started, persisted = dump(words + ["-o", "run"])
+started, persisted = dump(words + ["--run-dir", "run"])
 for name in settings:
     T.check(started[name]["value"] == want[name] != defaults[name]["value"],
             f"--{name}: given {want[name]!r}, resolved {started[name]['value']!r}, default {defaults[name]['value']!r}")
@@ -95,7 +95,11 @@ for name in settings:
     T.check(resumed[name]["value"] == started[name]["value"],
             f"--{name} does not survive --resume: started {started[name]['value']!r}, resumed {resumed[name]['value']!r}")
 T.check(again == persisted, f"persisted again: {again} != {persisted}")
-T.check(resumed["output"]["value"] == "run", f"RUNDIR on resume: {resumed['output']['value']!r}")
+T.check(resumed["run-dir"]["value"] == "run", f"RUNDIR on resume: {resumed['run-dir']['value']!r}")
+# -o/--output: the hidden old spelling of --run-dir, the same setting
+T.check("hidden" in defaults["output"]["flags"], "--output is not hidden in cnn-train")
+old, _ = dump(["-o", "old-run"])
+T.check(old["run-dir"]["value"] == "old-run", f"-o does not set the run directory: {old['run-dir']['value']!r}")
 
 # options marked keep are taken from the command line on resume
 resumed, _ = dump(["--resume", "run", "--threads", "3", "-q"])

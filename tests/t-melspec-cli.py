@@ -128,7 +128,7 @@ T.check(not os.path.exists("two-bad-out.msgpack"), "failed -j run left its -o fi
 for args, pattern in [(["--win", "600"], "--win 600 is longer than --nfft 512"),
                       (["--mels", "0"], "--mels"), (["--hop", "x"], "--hop"), (["--power", "0"], "--power"),
                       (["--fmin", "9000", "--fmax", "8000"], "--fmin 9000 must be below --fmax 8000"),
-                      (["-j", "0"], "--threads"), (["--bogus"], "unknown option or missing argument: '--bogus'"), (["a", "b"], "one input stream at most")]:
+                      (["-j", "-1"], "--threads: '-1': must be an integer in"), (["--bogus"], "unknown or ambiguous option '--bogus'"), (["a", "b"], "one input stream at most")]:
     expect_fail(args + ["ok.msgpack"], 1, pattern, f"usage error {args}")
 
 # ---- --help, --version ----
