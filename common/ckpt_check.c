@@ -235,6 +235,8 @@ int ckpt_validate(const char *path, size_t max_record, unsigned flags, char *err
 	ckpt_seen seen = {{false}};
 	st_item it;
 	int rc = ST_OK, bad = ckpt_read_header(st_reader_header(r), &cm, why, sizeof why);
+	if (!bad && !(flags & CKPT_SUBSET)) /* the message cnn14_open gives, before reading any tensor */
+		bad = ckpt_check_size(&cm, path, flags, why, sizeof why);
 	if (!bad && st_item_init(&it) == 0) {
 		while (!bad && (rc = st_reader_next(r, &it)) == ST_OK)
 			bad = ckpt_check_item(&cm, &seen, it.key, st_item_tensor(&it, "value"), flags, why, sizeof why);
