@@ -4,6 +4,7 @@
 #   make check      build (gcc, clang, ASan+UBSan; -Werror), then run the test suite on each
 #   make demo       the paper's whole study, small, on the embedded corpus (pipelines/out/)
 #   make bench      benchmarks against the reference implementations (not tests)
+#   make fuzz       libFuzzer on the input readers (FUZZ_SECONDS=60 per harness, F=name)
 #   make lines      the longest functions (none over 80 lines without a reason)
 #   make mutants    plant the bugs of tests/mutants/ one at a time: the tests must catch each (M=names)
 #   make install    PREFIX=/usr/local: programs and man pages
@@ -62,7 +63,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGS))
 SCRIPTS := $(wildcard filters/*.py filters/*.sh)
 
-.PHONY: all check check-fast bench install clean deps deps-demo demo lines mutants
+.PHONY: all check check-fast bench install clean deps deps-demo demo lines mutants fuzz
 
 all: $(BINS) $(TEST_BIN) scripts
 
@@ -148,6 +149,14 @@ bench:
 	$(MAKE) BUILD=build-native NATIVE=1 all
 	@tests/bench/run.sh $(BUILD) $(B)
 
+# libFuzzer harnesses of the input readers (tests/fuzz/README.md), built with
+# clang into build-fuzz: FUZZ_SECONDS per harness (two at a time), F=name
+# for one of stream, csv, ckpt, audio.  Findings go to build-fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	build-aux/deps.sh check
+	build-aux/fuzz.sh run $(FUZZ_SECONDS) $(F)
+
 # The longest functions of common/ and filters/; fails on one over 80 lines
 # without a "long:" comment saying why.
 lines:
@@ -172,6 +181,6 @@ install: all
 	$(if $(wildcard man/*.5),install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:
-	rm -rf build build-asan build-clang build-native
+	rm -rf build build-asan build-clang build-native build-fuzz
 
 .SECONDARY:

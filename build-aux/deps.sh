@@ -37,6 +37,7 @@ py:msgpack python3-msgpack
 py:msgpack_numpy python3-msgpack-numpy
 py:sklearn python3-sklearn
 cmd:clang clang
+file:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev
 cmd:espeak-ng espeak-ng
 cmd:parallel parallel
 cmd:gnuplot gnuplot-nox

@@ -1,5 +1,6 @@
 #include "audio.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -113,6 +114,8 @@ static int sink_flow(sox_effect_t *effp, const sox_sample_t *ibuf, sox_sample_t 
 	sink_state *s = *(sink_state **)effp->priv;
 	size_t len = *isamp;
 	*osamp = 0;
+	if (len == 0) /* s->buf may still be NULL: no pointer arithmetic on it */
+		return SOX_SUCCESS;
 	if (s->n + len > s->cap && sink_grow(s, s->n + len, false))
 		return SOX_EOF;
 	float *out = s->buf + s->n;
@@ -235,6 +238,146 @@ fail:
 	return NULL;
 }
 
+/* ---- the header check before libsox (audio_header_check) ---- */
+
+static uint32_t get32(const unsigned char *p, bool big)
+{
+	return big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+	           : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static unsigned get16(const unsigned char *p, bool big)
+{
+	return big ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+}
+
+/* The same messages as check_plausible's, whichever of the two refuses. */
+static int rate_plausible(double rate, unsigned channels, char *why, size_t len)
+{
+	if (channels == 0 || !(rate > 0)) {
+		snprintf(why, len, "no channels or no sample rate in the header");
+		return -1;
+	}
+	if (!(rate >= AUDIO_MIN_SOURCE_RATE && rate <= AUDIO_MAX_SOURCE_RATE)) {
+		snprintf(why, len, "sample rate %.10g Hz outside [%.10g, %.10g]", rate, AUDIO_MIN_SOURCE_RATE,
+		         AUDIO_MAX_SOURCE_RATE);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sun/NeXT AU: magic, data offset, data size, encoding, rate, channels;
+ * libsox reads (and allocates) everything between byte 24 and the offset. */
+static int check_au(const unsigned char *h, size_t n, uint64_t size, char *why, size_t len)
+{
+	if (n < 24) {
+		snprintf(why, len, "AU header: %zu bytes, shorter than its 24", n);
+		return -1;
+	}
+	const bool big = h[0] == '.';
+	uint32_t offset = get32(h + 4, big);
+	if (offset < 24 || offset > size) {
+		snprintf(why, len, "AU header: data offset %lu %s", (unsigned long)offset,
+		         offset < 24 ? "inside the 24-byte header" : "past the end of the file");
+		return -1;
+	}
+	return rate_plausible(get32(h + 16, big), get32(h + 20, big), why, len);
+}
+
+/* The 80-bit IEEE extended float of AIFF's COMM chunk, as a double (0 for
+ * what no sample rate can be: negative, denormal, infinite, NaN). */
+static double extended80(const unsigned char *p)
+{
+	int exponent = (int)((p[0] & 0x7f) << 8 | p[1]);
+	uint64_t mantissa = 0;
+	for (int i = 0; i < 8; i++)
+		mantissa = mantissa << 8 | p[2 + i];
+	if ((p[0] & 0x80) || exponent == 0 || exponent == 0x7fff)
+		return 0;
+	return ldexp((double)mantissa, exponent - 16383 - 63);
+}
+
+/* The format chunk's rate and channels (WAV "fmt ", AIFF "COMM"); -1 with
+ * why when the chunk is too short to hold them. */
+static int check_format_chunk(bool aiff, bool big, const unsigned char *c, uint32_t csize, size_t avail, char *why,
+                              size_t len)
+{
+	const char *fmt = aiff ? "AIFF" : "WAV";
+	size_t need = aiff ? 18 : 16;
+	if (csize < need) {
+		snprintf(why, len, "%s header: %s chunk of %lu bytes, shorter than %zu", fmt, aiff ? "COMM" : "fmt",
+		         (unsigned long)csize, need);
+		return -1;
+	}
+	if (avail < need) /* past what was read: libsox checks it */
+		return 0;
+	if (aiff)
+		return rate_plausible(extended80(c + 8), get16(c, true), why, len);
+	return rate_plausible(get32(c + 4, big), get16(c + 2, big), why, len);
+}
+
+/* RIFF/RIFX WAVE and FORM AIFF/AIFC: the chunks in the first n bytes, up to
+ * the audio data.  A chunk before the data that claims more bytes than the
+ * file holds is refused: libsox allocates text chunks (AIFF's NAME, ANNO,
+ * COMT, ...) at their declared size.  The data chunk itself may run past
+ * the end (a truncated recording decodes to what is there). */
+static int check_chunks(const unsigned char *h, size_t n, uint64_t size, bool aiff, bool big, char *why,
+                        size_t len)
+{
+	const char *fmt = aiff ? "AIFF" : "WAV";
+	const char *format_id = aiff ? "COMM" : "fmt ", *data_id = aiff ? "SSND" : "data";
+	for (size_t at = 12; at + 8 <= n;) {
+		const unsigned char *id = h + at;
+		uint32_t csize = get32(h + at + 4, big);
+		if (memcmp(id, format_id, 4) == 0 && check_format_chunk(aiff, big, h + at + 8, csize, n - at - 8, why, len))
+			return -1;
+		if (memcmp(id, data_id, 4) == 0)
+			return 0;
+		if ((uint64_t)at + 8 + csize > size) {
+			snprintf(why, len, "%s header: chunk '%c%c%c%c' of %lu bytes at offset %zu runs past the end of the file", fmt,
+			         isprint(id[0]) ? id[0] : '?', isprint(id[1]) ? id[1] : '?', isprint(id[2]) ? id[2] : '?',
+			         isprint(id[3]) ? id[3] : '?', (unsigned long)csize, at);
+			return -1;
+		}
+		at += 8 + (size_t)csize + (csize & 1);
+	}
+	return 0;
+}
+
+int audio_header_check(const unsigned char *head, size_t n, uint64_t size, char *why, size_t len)
+{
+	if (n < 12)
+		return 0;
+	if (!memcmp(head, ".snd", 4) || !memcmp(head, ".sd\0", 4) || !memcmp(head, "dns.", 4) || !memcmp(head, "\0ds.", 4))
+		return check_au(head, n, size, why, len);
+	if ((!memcmp(head, "RIFF", 4) || !memcmp(head, "RIFX", 4)) && !memcmp(head + 8, "WAVE", 4))
+		return check_chunks(head, n, size, false, head[3] == 'X', why, len);
+	if (!memcmp(head, "FORM", 4) && (!memcmp(head + 8, "AIFF", 4) || !memcmp(head + 8, "AIFC", 4)))
+		return check_chunks(head, n, size, true, true, why, len);
+	return 0;
+}
+
+/* audio_header_check on a file's first bytes; a file that cannot be read
+ * here is left to libsox, which says why (explain_open_failure). */
+static int check_file_header(const char *file, const char *path, char *err, size_t errlen)
+{
+	unsigned char head[AUDIO_HEAD_BYTES];
+	char why[256];
+	struct stat st;
+	if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) /* a pipe is read once, by libsox */
+		return 0;
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		return 0;
+	size_t n = fread(head, 1, sizeof head, f);
+	fclose(f);
+	uint64_t size = (uint64_t)st.st_size;
+	if (audio_header_check(head, n, size, why, sizeof why) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: %s", path, why);
+	return -1;
+}
+
 /* The plausibility limits of audio.h, checked on the header alone. */
 static int check_plausible(const sox_format_t *in, int rate, const char *path, char *err, size_t errlen)
 {
@@ -312,6 +455,8 @@ int audio_decode(const char *path, int rate, size_t max_samples, audio_wave *out
 	memset(out, 0, sizeof *out);
 	char safe[4096];
 	const char *file = as_file_path(path, safe, sizeof safe);
+	if (check_file_header(file, path, err, errlen))
+		return -1;
 	sox_format_t *in = sox_open_read(file, NULL, NULL, NULL);
 	if (!in) {
 		explain_open_failure(path, err, errlen);

@@ -78,6 +78,15 @@ int ckpt_check_item(const ckpt_model *m, ckpt_seen *seen, const char *name, cons
 int ckpt_check_values(const char *name, const st_tensor *v, char *why, size_t len);
 /* After the last item: every tensor present (unless CKPT_SUBSET). */
 int ckpt_check_complete(const ckpt_model *m, const ckpt_seen *seen, unsigned flags, char *why, size_t len);
+/* The bytes of tensor data the model of a header needs (without output
+ * layers under CKPT_SKIP_OUTPUT). */
+uint64_t ckpt_payload_bytes(const ckpt_model *m, unsigned flags);
+/* Before the model is allocated: a regular file must be at least as large
+ * as the tensor data its header declares (a 169-byte header declaring a
+ * full-width model made cnn14_open allocate 690 MB).  Other files (a pipe)
+ * pass: their tensors are checked as they arrive.  0, or -1 with the
+ * reason in why. */
+int ckpt_check_size(const ckpt_model *m, const char *path, unsigned flags, char *why, size_t len);
 /* The whole file: 0, or -1 with "PATH: why" in err (ST_ERRLEN bytes). */
 int ckpt_validate(const char *path, size_t max_record, unsigned flags, char *err, size_t errlen);
 

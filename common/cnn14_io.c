@@ -159,6 +159,11 @@ cnn14 *cnn14_open(const char *path, int threads, char *err)
 		st_reader_close(r);
 		return NULL;
 	}
+	if (ckpt_check_size(&cm, path, 0, why, sizeof why)) {
+		snprintf(err, CNN14_ERRLEN, "%s: %s", st_reader_name(r), why);
+		st_reader_close(r);
+		return NULL;
+	}
 	cfg.classes = cm.classes;
 	cfg.width_div = cm.width_div;
 	cnn14 *m = cnn14_new(&cfg, err);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_check.h"
 #include "cli.h"
 #include "cnn14.h"
 #include "dataset.h"
@@ -517,6 +518,10 @@ static void prepare(train_run *r, const options *o, sv *saved, int argc, char **
 	if (!saved)
 		die_unless_new(o->rundir);
 	load_data(r, o);
+	/* --init is checked by the checkpoint rules before anything is created:
+	 * a refused checkpoint leaves no run directory (cnn-train(1)) */
+	if (!saved && o->init && ckpt_validate(o->init, 0, 0, err, sizeof err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	/* created only once the data is known to be usable */
 	if (!saved && mkdir(o->rundir, 0777) != 0 && errno != EEXIST)
 		cli_die(prog, EXIT_RUNTIME, "%s: %s", o->rundir, strerror(errno));

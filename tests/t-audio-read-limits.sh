@@ -2,7 +2,8 @@
 # audio-read's plausibility limits (formats/limits.md), checked before
 # anything reaches libsox's effects chain: the 0.25 Hz AIFF of issue 13
 # (libsox's rate effect crashed on it after 3.6 GB), a 1 Hz WAV, the source
-# rate limits at the limit and one past it; NaN samples of a float WAV
+# rate limits at the limit and one past it; an AU data offset and an AIFF
+# chunk past the end of the file (the header check before libsox); NaN samples of a float WAV
 # warned and counted; a path that is not UTF-8 refused naming it escaped
 # (skipped under --skip-bad).  Peak RSS of each refusal stays under 300 MB.
 set -eu
@@ -58,6 +59,21 @@ refused one.wav 'one.wav: sample rate 1 Hz outside \[100, 1000000\]'
 refused one.wav 'one.wav: sample rate 1 Hz outside \[100, 1000000\]' --rate 48000
 refused r99.wav 'r99.wav: sample rate 99 Hz outside \[100, 1000000\]'
 refused r1M1.wav 'r1M1.wav: sample rate 1000001 Hz outside \[100, 1000000\]'
+
+# refused by the header check before libsox opens the file (libsox's AU
+# reader allocated the 2 GB between the header and the declared data offset;
+# its AIFF reader allocates a NAME chunk at its declared size)
+cp "$SERTOOLS_SRC/tests/fuzz/audio/au-offset-2gb.au" "$SERTOOLS_SRC/tests/fuzz/audio/aiff-name-2gb.aiff" .
+refused au-offset-2gb.au 'au-offset-2gb.au: AU header: data offset 2147483647 past the end of the file'
+refused aiff-name-2gb.aiff "aiff-name-2gb.aiff: AIFF header: chunk 'NAME' of 2147483632 bytes at offset 46 runs past the end of the file"
+# the offset at the end of the file (no samples) passes the check, one past it does not
+$PYTHON - <<'PY'
+import struct
+for name, off in (('au-at-end.au', 40), ('au-past-end.au', 41)):
+    open(name, 'wb').write(b'.snd' + struct.pack('>IIIII', off, 0, 3, 16000, 1) + bytes(16))
+PY
+refused au-at-end.au 'au-at-end.au: no audio samples'
+refused au-past-end.au 'au-past-end.au: AU header: data offset 41 past the end of the file'
 
 # at the limits: accepted
 audio-read r100.wav --rate 16000 > /dev/null || fail "100 Hz refused"
