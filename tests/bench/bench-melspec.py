@@ -130,7 +130,8 @@ def main():
         name, wall, cpu = min(peers, key=lambda p: p[1])
         print(f"peer (fastest torchaudio by wall time): {name}")
         for jobs, (mname, mwall, mcpu) in enumerate(rows[:2], 1):
-            result(f"melspec_j{jobs}", wall / mwall, f"peer: {name}")
+            result(f"melspec_j{jobs}", wall / mwall, "peer: " + name.replace("per-utterance loop of 6 s clips", "loop")
+                   .replace(f"whole ({ITEMS}, {SECONDS * SR}) tensor", "batch"))
             print(f"  {mname.split(' (')[0]}: {wall / mwall:.2f}x faster than the peer in wall time, "
                   f"{cpu / mcpu:.2f}x in CPU time")
 
