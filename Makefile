@@ -18,7 +18,7 @@ SHELL := /bin/bash
 
 PREFIX ?= /usr/local
 BUILD ?= build
-PKGS = sox fftw3f openblas
+PKGS = sox fftw3f fftw3 openblas
 
 # Flags.  The default build is portable: it runs on any x86-64-v2 CPU, and
 # the hot kernels carry AVX2 and AVX-512 variants chosen at run time

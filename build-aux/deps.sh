@@ -22,6 +22,7 @@ cmd:make make
 cmd:pkg-config pkg-config
 pkg:sox libsox-dev
 pkg:fftw3f libfftw3-dev
+pkg:fftw3 libfftw3-dev
 pkg:openblas libopenblas-dev
 cmd:sox sox
 file:/usr/lib/x86_64-linux-gnu/sox/libsox_fmt_mp3.so libsox-fmt-all

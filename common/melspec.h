@@ -21,6 +21,15 @@
  *
  * The output of an item is a row-major (frames, n_mels) float32 matrix.
  *
+ * Precision: the window and the FFT are in double (FFTW's fftw_), the power
+ * spectrum is rounded to float32 for the filterbank product (float32 GEMM).
+ * A float32 FFT's error, ~3e-7 of the frame's RMS bin, dominated: up to
+ * 0.015 dB from the float64 truth on loud 44.1 kHz speech, 4x torchaudio's,
+ * where the rounding of the power and the product adds ~1e-6 dB.  In double
+ * the output is within 2e-5 dB of the truth (tests/t-melspec-truth.py), at
+ * no measurable cost on AVX-512 and +30 % instructions under valgrind
+ * (README, Speed).
+ *
  * A melspec object owns its FFTW plan, window, filterbank and scratch: one
  * per thread.  Creating one calls the FFTW planner, which is not thread
  * safe, so create (and free) them all from one thread; melspec_compute on

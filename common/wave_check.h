@@ -10,6 +10,11 @@
  *     while keeping a frame's power far from float overflow, which is what
  *     turned samples of 1e17 into frames of "-100 dB" silence with exit 0.
  *     Such an item is an error naming it (exit 2), never a wrong number.
+ *     A non-finite sample is reported in the stream reader's words
+ *     ("tensor 'wave': non-finite value nan at index I"), so a filter may
+ *     leave the wave out of the reader's ST_READ_FINITE scan and check it
+ *     here only: one pass over the samples (melspec does; its worker
+ *     threads run it, not the reader's thread).
  *
  *   if (wave_check_samples(x, n, why, sizeof why)) die("%s: item %s: %s", file, key, why);
  *
@@ -22,7 +27,8 @@
 
 #define WAVE_MAX_ABS 1e8
 
-/* 0, or -1 with "sample I is NaN" (or infinite, or out of range) in why. */
+/* 0, or -1 with the first non-finite sample, else the first beyond
+ * WAVE_MAX_ABS, named in why.  One vectorised pass when all is well. */
 int wave_check_samples(const float *x, size_t n, char *why, size_t len);
 
 #endif

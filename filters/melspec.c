@@ -213,7 +213,9 @@ static void parse_args(int argc, char **argv, options *o)
 static st_reader *open_input(options *o)
 {
 	char err[ST_ERRLEN];
-	st_reader *r = st_reader_open(o->input, o->max_record, ST_READ_FINITE, err);
+	/* no ST_READ_FINITE: the workers' wave_check_samples is the one scan of
+	 * the samples (same message); other tensors pass through unread */
+	st_reader *r = st_reader_open(o->input, o->max_record, 0, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	if (st_wave_rate(r, &o->cfg.sample_rate, err))

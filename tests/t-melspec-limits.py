@@ -56,6 +56,21 @@ write_stream("big.msgpack", [("fine", {"wave": ok}), ("loud", {"wave": big})], S
 msg = "melspec: big.msgpack: item 2: key 'loud': sample 300 is 1e+17, beyond the limit of 1e+08 (formats/limits.md)\n"
 expect(["big.msgpack"], 2, msg, "1e17 sample")
 expect(["--no-db", "big.msgpack"], 2, msg, "1e17 sample, --no-db")
+# the one scan of the samples (wave_check) speaks the stream reader's words
+# for NaN and Inf (formats/stream.md), and names a non-finite sample before
+# an earlier out-of-range one, as when the reader checked first
+both = big.copy()
+both[900] = np.nan
+inf = ok.copy()
+inf[7] = -np.inf
+write_stream("nonfinite.msgpack", [("fine", {"wave": ok}), ("both", {"wave": both}), ("inf", {"wave": inf})], SR)
+for j in ("1", "2"):
+    expect(["-j", j, "nonfinite.msgpack"], 2,
+           "melspec: nonfinite.msgpack: item 2: key 'both': tensor 'wave': non-finite value nan at index 900\n",
+           f"NaN after a 1e17 sample, -j {j}")
+write_stream("inf.msgpack", [("inf", {"wave": inf})], SR)
+expect(["inf.msgpack"], 2, "melspec: inf.msgpack: item 1: key 'inf': tensor 'wave': non-finite value -inf at index 7\n",
+       "-inf sample")
 
 # option limits that bound memory
 expect(["--nfft", "65536", "--mels", "64", "ok.msgpack", "-o", "o.msgpack"], 0, None, "--nfft 65536")

@@ -13,7 +13,8 @@
 # torchaudio computes it in float32 (its f_pts differ from the exact ones by
 # an ulp or two), which moves its weights by up to ~2e-7, and a band whose
 # edge catches a much stronger bin by up to ~1e-3 dB (more with 128 mels).
-# Float32 FFTs (melspec's and torchaudio's alike) compute each bin with an
+# melspec's FFT is in double (tests/t-melspec-truth.py); torchaudio's
+# float32 FFT computes each bin with an
 # error of about 3e-7 of the frame's RMS bin amplitude, so a band's accuracy
 # depends on its level relative to its frame: a band whose mean bin power is
 # 50 dB below the frame's mean bin power is good to ~1e-3 dB, one 80 dB

@@ -45,3 +45,4 @@ awk -v s="$secs" -v sw="$sw" -v sc="$sc" -v ow="$ow" -v oc="$oc" 'BEGIN {
 	printf "audio-read : %7.3f s wall  %7.3f s cpu  %8.1f s audio/s\n", ow, oc, s / ow
 	printf "ratio audio-read/sox: wall %.3f  cpu %.3f  (target <= 1.10)\n", ow / sw, oc / sc
 }'
+awk -v sw="$sw" -v ow="$ow" 'BEGIN {printf "audio_read %.4f\n", ow / sw}' >> "${SERTOOLS_BENCH_RESULTS:-/dev/null}"

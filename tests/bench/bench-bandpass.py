@@ -28,6 +28,9 @@ import msgpack_numpy
 import numpy as np
 import scipy.signal as ss
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from goals import result  # noqa: E402
+
 RATE, SECONDS, ITEM_SECONDS = 16000, 3600, 6
 LO, HI = 450.0, 550.0
 REPS = 5
@@ -130,6 +133,7 @@ row("C core in process, whole signal (iir_sos_run_f32)", core["core"], t_peer, p
 row("C plain loop, scipy's sample-major order", core["plain-sample-major"], t_peer, peer)
 row("C plain loop, one pass per section", core["plain-section-major"], t_peer, peer)
 row("bandpass program over a pipe (stream I/O included)", t["prog"], t_peer, peer)
+result("bandpass_program", t_peer / t["prog"])
 row("Python stream filter (msgpack + sosfilt)", t["pystream"], None)
 print(f"  {'':<52} program vs Python stream filter: {t['pystream'] / t['prog']:.2f}x")
 print(" zero-phase (scipy.signal.sosfiltfilt), item by item:")

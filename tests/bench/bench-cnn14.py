@@ -25,6 +25,8 @@ import time
 
 SRC = os.environ.get("SERTOOLS_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "ref"))
+sys.path.insert(0, os.path.join(SRC, "tests", "bench"))
+from goals import result  # noqa: E402
 
 BATCH, FRAMES, CLASSES, THREADS = 8, 300, 3, 2
 TORCH_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296",
@@ -159,6 +161,8 @@ def report(width_div, iters, env, label, rounds):
         line = f"  {kind:5s} pytorch {t[key]:8.2f} samples/s ({tg:6.1f} GFLOPS{tp})"
         if o:
             og = o[key] * mult * fl / 1e9
+            result(f"cnn14_{'full' if width_div == 1 else 'div8'}_{kind}", o[key] / t[key],
+                   f"OpenBLAS {o.get('openblas_core')}")
             line += (f" | ours {o[key]:8.2f} samples/s ({og:6.1f} GFLOPS, {100 * og / peak:.0f}% of peak)"
                      f" | ours/pytorch {o[key] / t[key]:.2f}")
         else:
@@ -167,6 +171,8 @@ def report(width_div, iters, env, label, rounds):
     mem = f"  peak RSS (training + inference process): pytorch {t['rss_mb']:.0f} MB"
     if o:
         mem += f" | ours {o['rss_mb']:.0f} MB | ours/pytorch {o['rss_mb'] / t['rss_mb']:.2f}"
+        if width_div == 1:
+            result("cnn14_full_rss", o['rss_mb'] / t['rss_mb'], f"OpenBLAS {o.get('openblas_core')}")
         mem += f"; sgemm peak {peak:.1f} GFLOPS on {THREADS} threads; ours: OpenBLAS core {o.get('openblas_core')}"
     print(mem)
 

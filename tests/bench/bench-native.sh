@@ -30,7 +30,9 @@ best_rate() { sort -gr | head -1; }  # largest
 ratio() {   # ratio NAME PORTABLE NATIVE higher|lower
 	awk -v n="$1" -v p="$2" -v q="$3" -v dir="$4" 'BEGIN {
 		r = (dir == "higher") ? p / q : q / p
-		printf "%-32s portable %-10.4g native %-10.4g portable/native %.3f (goal >= 0.95)\n", n, p, q, r }'
+		printf "%-32s portable %-10.4g native %-10.4g portable/native %.3f (goal >= 0.95)\n", n, p, q, r
+		if (ENVIRON["SERTOOLS_BENCH_RESULTS"] != "")
+			printf "native %.4f %s\n", r, n >> ENVIRON["SERTOOLS_BENCH_RESULTS"] }'
 }
 
 declare -A res

@@ -54,6 +54,8 @@ END {
 		100 * (loop / step - 1), 1000 * step / (n * batches)
 	printf "process wall %.3f s = epochs %.3f s + data loading, init.ckpt and state saves %.3f s\n", wall, epoch, wall - epoch
 }' run/log.tsv
+awk -F'\t' 'NR > 1 {step += $7; loop += $6} END {printf "train_overhead %.4f\n", 100 * (loop / step - 1)}' run/log.tsv \
+	>> "${SERTOOLS_BENCH_RESULTS:-/dev/null}"
 step_ms=$(awk -F'\t' -v items="$ITEMS" 'NR > 1 {s += $7; n++} END {printf "%.3f", 1000 * s / (n * int((items + 7) / 8))}' run/log.tsv)
 
 # the core alone on the same shapes
