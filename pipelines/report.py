@@ -5,7 +5,8 @@
   report.py sweep    --runs DIR --seeds S [settings]  the bandwidth sweep (markdown)
   report.py findings --runs DIR --seeds S --dist DIR [settings]  the paper's claims, with verdicts
   report.py stats    --csv CSV --out OUT STATS.json   corpus statistics beside the paper's
-  report.py curves   --runs DIR --seeds S RUN...      per-epoch test UAR, mean over seeds
+  report.py curves   --runs DIR --seeds S RUN...      per-epoch test UAR, mean and interval over seeds
+  report.py gap      --runs DIR --seeds S --widths W  Fig 2b's second panel: fine-tuned - scratch per width
   report.py dist     DIST.tsv...                      wdist tables side by side (best, last)
 
 A run is DIR/sSEED/NAME, cnn-train's run directory: summary.tsv (best_epoch
@@ -146,7 +147,8 @@ def run_classes(path):
 
 
 def settings(a):
-    return (f'Embedded corpus size `{a.size}`, {a.epochs} epochs, Cnn14 with channels / {a.width_div}, '
+    return (f'Embedded corpus size `{a.size}`, {a.epochs} epochs ({a.up_epochs} for the upstream models), '
+            f'Cnn14 with channels / {a.width_div}, '
             f'SGD lr 0.001, Nesterov 0.9, batch 8, class-balanced NLL; AudioSet role: {a.audioset}. '
             f'Test UAR % at the best validation epoch: the mean over the training seeds {a.seeds.split()} '
             f'[95 % t interval] (the median best epoch); chance is 33.33 %. '
@@ -316,17 +318,56 @@ def stats(a):
     return '\n'.join(t) + '\n'
 
 
+DISPLAY = {'random': 'Random', 'iemocap': 'IEMOCAP', 'audioset': 'AudioSet stand-in (events)',
+           'voxceleb': 'VoxCeleb1 stand-in', 'valence': 'MSP valence', 'dominance': 'MSP dominance'}
+
+
+def display_name(run, audioset='AudioSet stand-in (events)'):
+    """What a figure calls a run: 'IEMOCAP (all layers)', 'fine-tuned, 20 Hz', not a run id."""
+    names = dict(DISPLAY, audioset=audioset)
+    parts = run.split('-')
+    if run == 't1-random':
+        return 'Random (from scratch)'
+    if parts[0] == 't1' and len(parts) == 3 and parts[1] in names:
+        return f'{names[parts[1]]} ({"all layers" if parts[2] == "all" else "linear only"})'
+    if parts[0] == 'sw' and len(parts) == 3:
+        return f'{"from scratch" if parts[1] == "scratch" else "fine-tuned from clean"}, {parts[2]} Hz'
+    return run
+
+
 def curves(a):
-    """Per epoch, the mean test UAR over the seeds that reached that epoch."""
+    """Per epoch and run, the mean test UAR over the seeds and its 95 % t interval.
+
+    Columns: epoch, then for each run its display name (the mean), 'lo' and
+    'hi'; the interval is the mean's when there are two seeds or more, the
+    value itself otherwise.  Only the epochs every seed reached are shown."""
     data = {}
     for n in a.names:
         per_seed = [dict(log(os.path.join(a.runs, f's{seed}'), n)) for seed in a.seeds.split()]
-        data[n] = {e: sum(d[e] for d in per_seed) / len(per_seed)
-                   for e in set.intersection(*(set(d) for d in per_seed))}
+        data[n] = {}
+        for e in set.intersection(*(set(d) for d in per_seed)):
+            m, h = interval([d[e] for d in per_seed])
+            data[n][e] = (m, m - (h or 0), m + (h or 0))
     epochs = sorted(set().union(*data.values()))
-    out = ['epoch\t' + '\t'.join(a.names)]
+    head = ['epoch']
+    for n in a.names:
+        head += [display_name(n, a.audioset), 'lo', 'hi']
+    out = ['\t'.join(head)]
     for e in epochs:
-        out.append(f'{e}\t' + '\t'.join(f'{data[n][e]:.4f}' if e in data[n] else 'NaN' for n in a.names))
+        cells = [str(e)]
+        for n in a.names:
+            cells += [f'{v:.4f}' for v in data[n][e]] if e in data[n] else ['NaN'] * 3
+        out.append('\t'.join(cells))
+    return '\n'.join(out) + '\n'
+
+
+def gap(a):
+    """Per width: the fine-tuned − scratch test UAR, paired within seeds, mean and 95 % interval."""
+    out = ['width\tgap\tlo\thi']
+    for w in a.widths.split():
+        sc, ft = over_seeds(a, f'sw-scratch-{w}'), over_seeds(a, f'sw-ft-{w}')
+        m, h = interval([f['test'] - s['test'] for s, f in zip(sc, ft)])
+        out.append(f'{w}\t{m:.4f}\t{m - (h or 0):.4f}\t{m + (h or 0):.4f}')
     return '\n'.join(out) + '\n'
 
 
@@ -362,6 +403,7 @@ def main():
         p.add_argument('--sweep-seeds', default='')
         p.add_argument('--size', default='?')
         p.add_argument('--epochs', default='?')
+        p.add_argument('--up-epochs', default='?')
         p.add_argument('--width-div', default='?')
         p.add_argument('--widths', default='20 40 60 80 100 200 300 400')
         p.add_argument('--audioset', default='the events stand-in model')
@@ -376,12 +418,17 @@ def main():
     p = sub.add_parser('curves')
     p.add_argument('--runs', required=True)
     p.add_argument('--seeds', default='1')
+    p.add_argument('--audioset', default='AudioSet stand-in (events)', help='what the AudioSet role is called')
     p.add_argument('names', nargs='+')
+    p = sub.add_parser('gap')
+    p.add_argument('--runs', required=True)
+    p.add_argument('--seeds', default='1')
+    p.add_argument('--widths', required=True)
     p = sub.add_parser('dist')
     p.add_argument('files', nargs='+')
     a = ap.parse_args()
     sys.stdout.write({'table1': table1, 'sweep': sweep, 'findings': findings, 'stats': stats, 'curves': curves,
-                      'dist': dist}[a.cmd](a))
+                      'gap': gap, 'dist': dist}[a.cmd](a))
 
 
 if __name__ == '__main__':

@@ -94,10 +94,30 @@ for fig in ('fig2a', 'fig2b', 'fig3a', 'fig3b'):
     if len(b) < 5000:
         fail(f'{fig}.png: {len(b)} bytes, too small to hold a plot')
 # figure data: fig2a one column per curve, epochs 1..E; fig3 14 layers, 2 columns per run
+# fig2a: per run a named mean and its band (lo <= mean <= hi), both fine-tuning modes
 with open(os.path.join(out, 'fig', 'fig2a.tsv')) as f:
     d = [l.rstrip('\n').split('\t') for l in f]
-if len(d[0]) != 7 or [r[0] for r in d[1:]] != [str(e) for e in range(1, epochs + 1)]:
+if len(d[0]) != 1 + 3 * 11 or [r[0] for r in d[1:]] != [str(e) for e in range(1, epochs + 1)]:
     fail(f'fig2a.tsv: {d}')
+names = d[0][1::3]
+for want in ('Random (from scratch)', 'IEMOCAP (all layers)', 'IEMOCAP (linear only)',
+             'AudioSet stand-in (events) (all layers)', 'MSP dominance (linear only)'):
+    if want not in names:
+        fail(f'fig2a.tsv: no curve named {want!r} in {names}')
+if any(n.startswith('t1-') for n in names) or d[0][2::3] != ['lo'] * 11 or d[0][3::3] != ['hi'] * 11:
+    fail(f'fig2a.tsv: header {d[0]}')
+for r in d[1:]:
+    for j in range(11):
+        m, lo, hi = (float(x) for x in r[1 + 3 * j:4 + 3 * j])
+        if not lo <= m <= hi:
+            fail(f'fig2a.tsv: epoch {r[0]}, {names[j]}: band {lo} {m} {hi}')
+with open(os.path.join(out, 'fig', 'fig2b-gap.tsv')) as f:
+    d = [l.rstrip('\n').split('\t') for l in f]
+if d[0] != ['width', 'gap', 'lo', 'hi'] or [r[0] for r in d[1:]] != widths:
+    fail(f'fig2b-gap.tsv: {d}')
+for r in d[1:]:  # the panel shows the sweep table's gap, interval and all
+    if s[r[0]][2] != f'{float(r[1]):+.2f} [{float(r[2]):+.2f}, {float(r[3]):+.2f}]':
+        fail(f'fig2b-gap.tsv: {r} is not sweep.md\'s gap {s[r[0]][2]}')
 with open(os.path.join(out, 'fig', 'fig3b.tsv')) as f:
     d = [l.rstrip('\n').split('\t') for l in f]
 if len(d) != 15 or len(d[0]) != 2 + 2 * len(widths) or d[1][1] != 'conv_block1.conv1':

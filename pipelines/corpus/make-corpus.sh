@@ -19,8 +19,9 @@ the same seed and sizes give byte-identical files.
                     DIR/voxceleb, DIR/events; otherwise DIR itself)
   --set SET         main (the MSP-Podcast role), iemocap (acted emotions),
                     voxceleb (speaker identification), events (sound events
-                    from sonic-pi-samples), or all (default)
-  --size SIZE       tiny (make check), small (make demo, default) or full
+                    synthesised by sox), or all (default)
+  --size SIZE       tiny (make check), small (make demo, default), medium
+                    (the study's SIZE=medium) or full
   --seed N          random seed (default 1)
   --speakers N      number of speakers (iemocap: even, two per session)
   --per-speaker N   utterances per speaker (events: items per class)
@@ -29,9 +30,9 @@ the same seed and sizes give byte-identical files.
   --progress        report progress on stderr even when it is not a terminal
   --help, --version
 
-Sizes (speakers x utterances): main tiny 30x2, small 36x20, full 60x100;
-iemocap 6x3, 10x30, 10x200; voxceleb 20x3, 24x15, 40x60; events 12 classes
-x 3, 30, 200 items.  An interrupted run resumes: re-running the same command
+Sizes (speakers x utterances, tiny/small/medium/full): main 30x2, 36x20,
+48x40, 60x100; iemocap 6x3, 10x30, 10x80, 10x200; voxceleb 20x3, 16x30,
+16x60, 40x60; events 10 classes x 3, 60, 120, 200 items.  An interrupted run resumes: re-running the same command
 renders only the missing files; the CSV is written last.
 
 Example:
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || usage_error "--out DIR is required"
 case $set in main|iemocap|voxceleb|events|all) ;; *) usage_error "--set: '$set' is not main, iemocap, voxceleb, events or all" ;; esac
-case $size in tiny|small|full) ;; *) usage_error "--size: '$size' is not tiny, small or full" ;; esac
+case $size in tiny|small|medium|full) ;; *) usage_error "--size: '$size' is not tiny, small, medium or full" ;; esac
 for v in seed speakers per sentences jobs; do
 	val=${!v}
 	[ -z "$val" ] || [[ $val =~ ^[0-9]+$ ]] || usage_error "--${v/per/per-speaker}: '$val' is not a non-negative integer"
