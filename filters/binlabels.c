@@ -249,10 +249,12 @@ static void join_check_empty(const join_state *s, const options *o, const char *
 			n += (size_t)snprintf(present + n, sizeof present - n, "%s%s %llu", n ? ", " : "",
 			                      labels_split_name(s->lb, i), (unsigned long long)s->split_items[i]);
 	char msg[ST_ERRLEN];
-	snprintf(msg, sizeof msg,
-	         "%s: no item is in --split %s (the input's items by split: %s; %llu with no row); output "
-	         "abandoned (--allow-empty writes an empty stream)",
-	         input, o->splits, n ? present : "none", (unsigned long long)s->outcome[ITEM_NO_ROW]);
+	if (snprintf(msg, sizeof msg,
+	             "%s: no item is in --split %s (the input's items by split: %s; %llu with no row); output "
+	             "abandoned (--allow-empty writes an empty stream)",
+	             input, o->splits, n ? present : "none", (unsigned long long)s->outcome[ITEM_NO_ROW]) >=
+	    (int)sizeof msg)
+		strcpy(msg + sizeof msg - 4, "..."); /* a long path or split list: the start says enough */
 	die_abandoning(w, msg);
 }
 
