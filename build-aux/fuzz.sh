@@ -44,7 +44,8 @@ pick() { # pick [NAME]: the harnesses asked for
 
 build() {
 	have_runtime || { echo "fuzz.sh: clang with libFuzzer is not here (Debian: clang, libclang-rt-14-dev)"; exit 77; }
-	make -s -C "$src" BUILD=build-fuzz CC=clang SAN=1 CFLAGS=-fsanitize=fuzzer-no-link build-fuzz/libsertools.a ||
+	# a make of its own: not the variables of a make this runs under (make check's BUILD, SAN)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$src" BUILD=build-fuzz CC=clang SAN=1 CFLAGS=-fsanitize=fuzzer-no-link build-fuzz/libsertools.a ||
 		die "the library did not build"
 	mkdir -p "$build/fuzz"
 	local n out cflags libs

@@ -126,8 +126,10 @@ int main(void)
 	refused(HDR_CLASSES, 30000, "30000 classes in params.model, outside [1, 4096]");
 	refused(HDR_CLASSES, 0, "0 classes in params.model, outside [1, 4096]");
 
-	/* at the limit the header is accepted: the refusal is the shapes' */
-	refused(HDR_CLASSES, CKPT_MAX_CLASSES, "fc_transfer.weight: shape (3, 32) in the checkpoint, (4096, 32)");
+	/* at the class limit the header passes; the file cannot hold what it
+	 * declares, found from its size before anything is allocated */
+	refused(HDR_CLASSES, CKPT_MAX_CLASSES,
+	        "too short for the 621768 bytes of tensors its header declares (4096 classes, width divisor 64)");
 
 	/* CKPT_SUBSET (wdist): tensors may be missing, each present one is checked */
 	mutate("sub.ckpt", SUBSET, 0);
