@@ -273,9 +273,11 @@ static int run_pipe(const job *x, const char *tmp, char *err, size_t errlen)
 	int out = open(tmp, O_WRONLY | O_TRUNC);
 	int in = open("/dev/null", O_RDONLY); /* the list itself may be on our stdin */
 	if (out < 0 || in < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "%.300s: %s", tmp, strerror(errno));
 		if (out >= 0)
 			close(out);
+		if (in >= 0)
+			close(in);
 		return -1;
 	}
 	fflush(stdout);
