@@ -135,7 +135,9 @@ void cli_progress_init(cli_progress *p, const char *prog, bool forced, bool quie
 {
 	p->prog = prog;
 	p->tty = isatty(STDERR_FILENO);
-	p->enabled = !quiet && (forced || p->tty);
+	p->forced = forced;
+	p->printed = false;
+	p->enabled = !quiet;
 	p->start = p->last = cli_now();
 }
 
@@ -148,6 +150,7 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const c
 	if (now - p->last < (p->tty ? 0.25 : 10.0))
 		return;
 	p->last = now;
+	p->printed = true;
 	double el = now - p->start;
 	const char *lead = p->tty ? "\r" : "", *tail = p->tty ? "   " : "\n";
 	if (total) {
@@ -163,7 +166,7 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const c
 
 void cli_progress_done(cli_progress *p, uint64_t done, const char *what)
 {
-	if (!p->enabled)
+	if (!p->enabled || (!p->tty && !p->forced && !p->printed))
 		return;
 	double el = cli_now() - p->start;
 	fprintf(stderr, "%s%s: %llu %s in %.1f s%s\n", p->tty ? "\r" : "", p->prog, (unsigned long long)done, what, el,

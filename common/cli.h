@@ -5,9 +5,10 @@
  *   - exit 0 on success, 1 on a usage error, 2 on a runtime error;
  *   - --help and --version print to stdout and exit 0;
  *   - stdin/stdout by default, "-" names either explicitly;
- *   - progress on stderr when stderr is a terminal (a live line) or --progress
- *     is given (then, off a terminal, a plain line every 10 s, no carriage
- *     returns); never with -q/--quiet;
+ *   - progress on stderr: on a terminal a live line; off a terminal (a log
+ *     file, nohup, a batch system) a plain line every 10 s, no carriage
+ *     returns, so a run shorter than that stays silent unless --progress is
+ *     given (which adds the closing count); never with -q/--quiet;
  *   - stdout is closed and checked before exit (a full disk is an error).
  */
 #ifndef SERTOOLS_CLI_H
@@ -46,13 +47,15 @@ bool cli_parse_size(const char *s, size_t *out);
 /* Progress on stderr, at most a few lines a second. */
 typedef struct {
 	const char *prog;
-	bool enabled, tty;
+	bool enabled, tty, forced, printed;
 	double start, last;
 } cli_progress;
-/* Enabled when forced or stderr is a terminal, and not quiet. */
+/* forced: --progress; quiet: -q (nothing at all). */
 void cli_progress_init(cli_progress *p, const char *prog, bool forced, bool quiet);
 /* total 0 when unknown.  what e.g. "items". */
 void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const char *what);
+/* The closing count: on a terminal, with --progress, or after a run long
+ * enough to have printed a line. */
 void cli_progress_done(cli_progress *p, uint64_t done, const char *what);
 
 /* Monotonic seconds. */

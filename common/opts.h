@@ -105,7 +105,7 @@ typedef struct {
 /* The two entries every program has (formats/cli.md): fields bool progress, quiet. */
 #define OPT_PROGRESS_QUIET(type)                                                                              \
 	{"progress", 0, OPT_FLAG, offsetof(type, progress),                                                       \
-	 .help = "progress on stderr even when it is not a terminal\n(then a plain line every 10 s)",               \
+	 .help = "off a terminal, also the closing count (a plain\nline every 10 s comes anyway)",               \
 	 .flags = OPT_KEEP},                                                                                      \
 	{"quiet", 'q', OPT_FLAG, offsetof(type, quiet), .help = "no progress at all (warnings still shown)",       \
 	 .flags = OPT_KEEP}

@@ -1,10 +1,13 @@
 /* audio-read - decode audio files into a stream of mono waveforms. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "audio.h"
 #include "cli.h"
@@ -27,7 +30,8 @@ static const char epilog[] =
 	"\n"
 	"Examples:\n"
 	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
-	"  audio-read -l wav.scp -k train.keys -o train-wave.msgpack\n";
+	"  audio-read -l wav.scp -k train.keys -o train-wave.msgpack\n"
+	"  echo 'k1 sox x.flac -t wav - trim 0 3 |' | audio-read -l -\n";
 
 typedef struct {
 	const char *list, *keys, *output;
@@ -39,7 +43,7 @@ typedef struct {
 #define F(field) offsetof(options, field)
 static const opt_desc options_table[] = {
 	{"list", 'l', OPT_STRING, F(list), .arg = "FILE",
-	 .help = "read 'key path' lines from FILE ('-': stdin), Kaldi\nscp style; blank lines and '#' lines skipped"},
+	 .help = "read 'key path' lines from FILE ('-': stdin), Kaldi\nscp style; blank lines and '#' lines skipped; a\nline ending in '|' is a command whose output is read"},
 	{"keys", 'k', OPT_STRING, F(keys), .arg = "FILE",
 	 .help = "decode only the keys listed in FILE (first word per\nline); a listed key not among the inputs is an error"},
 	{"missing-ok", 0, OPT_FLAG, F(missing_ok), .help = "...unless this is given (then counted on stderr)"},
@@ -58,8 +62,11 @@ static const opt_desc options_table[] = {
 
 static const opts_spec spec = {"audio-read", options_table, usage, epilog};
 
+/* path is a file name, or (pipe) a shell command whose standard output is
+ * the audio, as in Kaldi's "key sox x.wav -t wav - |" entries. */
 typedef struct {
 	char *key, *path;
+	bool pipe;
 } job;
 
 typedef struct {
@@ -79,6 +86,7 @@ static void add_job(jobs *j, const char *key, const char *path)
 	x->path = strdup(path);
 	if (!x->key || !x->path)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	x->pipe = false;
 }
 
 /* "dir/a.b.wav" -> "a.b" (st_key_from_path). */
@@ -117,6 +125,16 @@ static void read_list(const char *name, jobs *j)
 			cli_die(prog, EXIT_RUNTIME, "%s: line %zu: no path after the key '%s'", shown, lineno, key);
 		*sep++ = '\0';
 		add_job(j, key, sep + strspn(sep, " \t"));
+		job *x = &j->v[j->n - 1];
+		size_t plen = strlen(x->path);
+		if (plen && x->path[plen - 1] == '|') {
+			x->pipe = true;
+			x->path[--plen] = '\0';
+			while (plen && strchr(" \t", x->path[plen - 1]))
+				x->path[--plen] = '\0';
+			if (!plen)
+				cli_die(prog, EXIT_RUNTIME, "%s: line %zu: key '%s': an empty command before '|'", shown, lineno, key);
+		}
 	}
 	if (ferror(f))
 		cli_die(prog, EXIT_RUNTIME, "%s: %s", shown, strerror(errno));
@@ -247,6 +265,72 @@ static st_writer *open_output(const char *output, long rate, int argc, char **ar
 	return w;
 }
 
+/* Runs a list entry's command with sh -c, its standard output into the
+ * file tmp (libsox needs to see the audio's header, and may seek).  0, or
+ * -1 with "key 'K': command 'C |': why" in err. */
+static int run_pipe(const job *x, const char *tmp, char *err, size_t errlen)
+{
+	int out = open(tmp, O_WRONLY | O_TRUNC);
+	int in = open("/dev/null", O_RDONLY); /* the list itself may be on our stdin */
+	if (out < 0 || in < 0) {
+		snprintf(err, errlen, "%.300s: %s", tmp, strerror(errno));
+		if (out >= 0)
+			close(out);
+		if (in >= 0)
+			close(in);
+		return -1;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in, STDIN_FILENO);
+		dup2(out, STDOUT_FILENO);
+		execl("/bin/sh", "sh", "-c", x->path, (char *)NULL);
+		_exit(127);
+	}
+	close(in);
+	close(out);
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+		snprintf(err, errlen, "key '%s': command '%s |': %s", x->key, x->path, strerror(errno));
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status))
+		snprintf(err, errlen, "key '%s': command '%s |' failed with exit status %d", x->key, x->path,
+		         WEXITSTATUS(status));
+	else
+		snprintf(err, errlen, "key '%s': command '%s |' killed by signal %d", x->key, x->path,
+		         WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return -1;
+}
+
+/* Decodes a file, or a command's output by way of a temporary file. */
+static int decode_job(const job *x, long rate, size_t max_samples, audio_wave *wave, char *err, size_t errlen)
+{
+	if (!x->pipe)
+		return audio_decode(x->path, (int)rate, max_samples, wave, err, errlen);
+	const char *dir = getenv("TMPDIR");
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s/audio-read.XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		snprintf(err, errlen, "key '%s': temporary file in %s: %s", x->key, dir && *dir ? dir : "/tmp",
+		         strerror(errno));
+		return -1;
+	}
+	close(fd);
+	char why[ST_ERRLEN];
+	int rc = run_pipe(x, tmp, err, errlen);
+	if (rc == 0 && (rc = audio_decode(tmp, (int)rate, max_samples, wave, why, sizeof why)) != 0) {
+		const char *after = strncmp(why, tmp, strlen(tmp)) == 0 ? why + strlen(tmp) : why;
+		snprintf(err, errlen, "key '%.100s': command '%.200s |': output%.150s", x->key, x->path, after);
+	}
+	unlink(tmp);
+	return rc;
+}
+
 /* Decodes one file into the stream: true, or false when it was skipped
  * (--skip-bad); any other failure ends the run. */
 static bool put_file(st_writer *w, st_item *it, const job *x, long rate, size_t max_record, bool skip_bad)
@@ -256,7 +340,7 @@ static bool put_file(st_writer *w, st_item *it, const job *x, long rate, size_t 
 	size_t overhead = 512 + strlen(x->key) + strlen(x->path);
 	size_t max_samples = max_record > overhead ? (max_record - overhead) / sizeof(float) : 1;
 	audio_wave wave;
-	if (!utf8_job(x, err, sizeof err) || audio_decode(x->path, (int)rate, max_samples, &wave, err, sizeof err)) {
+	if (!utf8_job(x, err, sizeof err) || decode_job(x, rate, max_samples, &wave, err, sizeof err)) {
 		if (!skip_bad)
 			die_abort(w, err);
 		cli_warn(prog, "%s (skipped)", err);
@@ -270,8 +354,15 @@ static bool put_file(st_writer *w, st_item *it, const job *x, long rate, size_t 
 		         (unsigned long long)wave.clipped);
 	st_item_clear(it);
 	int64_t shape[1] = {(int64_t)wave.n};
+	/* a command keeps its '|', as the list wrote it */
+	size_t slen = strlen(x->path) + 3;
+	char *shown = malloc(slen);
+	if (shown)
+		snprintf(shown, slen, "%s%s", x->path, x->pipe ? " |" : "");
+	sv *source = shown ? sv_str(shown) : NULL;
+	free(shown);
 	if (st_item_set_key(it, x->key) || !st_item_take_tensor(it, "wave", ST_F32, 1, shape, wave.samples) ||
-	    st_item_set_field(it, "source", sv_str(x->path)))
+	    !source || st_item_set_field(it, "source", source))
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	if (st_writer_put(w, it)) {
 		snprintf(err, sizeof err, "%s", st_writer_error(w));

@@ -46,7 +46,27 @@ typedef struct {
 typedef struct {
 	tensor_summary *t;
 	size_t n, cap;
+	/* waveforms: each item's key and length, for durations (like soxi) */
+	char **wave_keys;
+	uint64_t *wave_samples;
+	size_t nwave, capwave;
 } summary;
+
+static void note_wave(summary *s, const char *key, const st_tensor *t)
+{
+	if (strcmp(t->name, "wave") != 0 || t->ndim != 1)
+		return;
+	if (s->nwave == s->capwave) {
+		s->capwave = s->capwave ? 2 * s->capwave : 256;
+		s->wave_keys = realloc(s->wave_keys, s->capwave * sizeof *s->wave_keys);
+		s->wave_samples = realloc(s->wave_samples, s->capwave * sizeof *s->wave_samples);
+		if (!s->wave_keys || !s->wave_samples)
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+	}
+	if (!(s->wave_keys[s->nwave] = strdup(key)))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	s->wave_samples[s->nwave++] = (uint64_t)t->shape[0];
+}
 
 static void summarise(summary *s, const st_tensor *t)
 {
@@ -111,71 +131,191 @@ static void summarise(summary *s, const st_tensor *t)
 #undef SUMMARISE
 }
 
-static void print_shape_range(FILE *f, const tensor_summary *ts, bool json)
+static sv *must(sv *v)
 {
-	fputs(json ? "[" : "(", f);
-	for (int d = 0; d < ts->ndim; d++) {
-		if (d)
-			fputs(json ? "," : ", ", f);
-		if (ts->min_shape[d] == ts->max_shape[d])
-			fprintf(f, "%lld", (long long)ts->min_shape[d]);
-		else
-			fprintf(f, json ? "[%lld,%lld]" : "%lld..%lld", (long long)ts->min_shape[d], (long long)ts->max_shape[d]);
-	}
-	fputs(json ? "]" : ")", f);
+	if (!v)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	return v;
 }
 
-static void print_info(const sv *header, uint64_t items, const summary *s, const sv *end_stats, bool json)
+static void put(sv *map, const char *key, sv *v)
 {
-	if (json) {
-		fputs("{\"header\":", stdout);
-		sv_print_json(header, stdout);
-		if (end_stats) {
-			fputs(",\"end_stats\":", stdout);
-			sv_print_json(end_stats, stdout);
-		}
-		printf(",\"items\":%llu,\"tensors\":{", (unsigned long long)items);
-		for (size_t i = 0; i < s->n; i++) {
-			const tensor_summary *ts = &s->t[i];
-			if (i)
-				putchar(',');
-			sv_print_json_string(ts->name, strlen(ts->name), stdout);
-			printf(":{\"count\":%llu,", (unsigned long long)ts->count);
-			if (ts->ndim < 0) {
-				fputs("\"mixed\":true", stdout);
-			} else {
-				printf("\"dtype\":\"%s\",\"shape\":", st_dtype_str(ts->dtype));
-				print_shape_range(stdout, ts, true);
-			}
-			if (ts->values)
-				printf(",\"min\":%.17g,\"max\":%.17g,\"mean\":%.17g", ts->min, ts->max, ts->sum / (double)ts->values);
-			printf(",\"nonfinite\":%llu}", (unsigned long long)ts->nonfinite);
-		}
-		puts("}}");
-		return;
+	if (!v || sv_set(map, key, v))
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+}
+
+/* A tensor's shape: [10, 64], or [[10, 13], 64] where items differ. */
+static sv *shape_value(const tensor_summary *ts)
+{
+	sv *shape = must(sv_array());
+	for (int d = 0; d < ts->ndim; d++) {
+		sv *dim = must(ts->min_shape[d] == ts->max_shape[d] ? sv_int(ts->min_shape[d]) : sv_array());
+		if (dim->kind == SV_ARRAY && (sv_push(dim, sv_int(ts->min_shape[d])) || sv_push(dim, sv_int(ts->max_shape[d]))))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		if (sv_push(shape, dim))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
 	}
-	fputs("header: ", stdout);
-	sv_print_json(header, stdout);
-	if (end_stats) {
-		fputs("\nend stats: ", stdout);
-		sv_print_json(end_stats, stdout);
-	}
-	printf("\nitems: %llu\n", (unsigned long long)items);
+	return shape;
+}
+
+static sv *tensors_value(const summary *s)
+{
+	sv *tensors = must(sv_map());
 	for (size_t i = 0; i < s->n; i++) {
 		const tensor_summary *ts = &s->t[i];
-		printf("tensor %s: %llu items, ", ts->name, (unsigned long long)ts->count);
+		sv *t = must(sv_map());
+		put(t, "count", sv_int((int64_t)ts->count));
 		if (ts->ndim < 0) {
-			fputs("mixed dtype/rank", stdout);
+			put(t, "mixed", sv_bool(true));
 		} else {
-			printf("%s ", st_dtype_str(ts->dtype));
-			print_shape_range(stdout, ts, false);
+			put(t, "dtype", sv_str(st_dtype_str(ts->dtype)));
+			put(t, "shape", shape_value(ts));
 		}
-		if (ts->values)
-			printf(", min %.6g, max %.6g, mean %.6g", ts->min, ts->max, ts->sum / (double)ts->values);
-		if (ts->nonfinite)
-			printf(", NON-FINITE VALUES: %llu", (unsigned long long)ts->nonfinite);
-		putchar('\n');
+		if (ts->values) {
+			put(t, "min", sv_float(ts->min));
+			put(t, "max", sv_float(ts->max));
+			put(t, "mean", sv_float(ts->sum / (double)ts->values));
+		}
+		put(t, "nonfinite", sv_int((int64_t)ts->nonfinite));
+		put(tensors, ts->name, t);
 	}
+	return tensors;
+}
+
+/* Waveform durations in seconds, total and per item, as soxi reports
+ * them; NULL when the stream holds no waveforms or no sample rate. */
+static sv *duration_value(const summary *s, const sv *header)
+{
+	int64_t rate;
+	const sv *params = sv_get(header, "params");
+	if (!s->nwave || !params || !sv_get_int(params, "sample_rate", &rate) || rate <= 0)
+		return NULL;
+	sv *d = must(sv_map()), *items = must(sv_array());
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->nwave; i++) {
+		sv *it = must(sv_map());
+		put(it, "key", sv_str(s->wave_keys[i]));
+		put(it, "seconds", sv_float((double)s->wave_samples[i] / (double)rate));
+		put(it, "samples", sv_int((int64_t)s->wave_samples[i]));
+		if (sv_push(items, it))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		total += s->wave_samples[i];
+	}
+	put(d, "sample_rate", sv_int(rate));
+	put(d, "seconds", sv_float((double)total / (double)rate));
+	put(d, "samples", sv_int((int64_t)total));
+	put(d, "items", items);
+	return d;
+}
+
+/* Arrays of numbers and strings (and of such arrays) and records of up to
+ * three scalars stay on one line. */
+static bool flat(const sv *v)
+{
+	if (v->kind == SV_MAP) {
+		/* a small record of scalars, e.g. one item's duration */
+		for (size_t i = 0; i < v->u.map.n; i++)
+			if (v->u.map.vals[i]->kind == SV_MAP || v->u.map.vals[i]->kind == SV_ARRAY)
+				return false;
+		return v->u.map.n <= 3;
+	}
+	for (size_t i = 0; v->kind == SV_ARRAY && i < v->u.arr.n; i++) {
+		const sv *e = v->u.arr.items[i];
+		if (e->kind == SV_MAP || (e->kind == SV_ARRAY && !flat(e)))
+			return false;
+	}
+	return true;
+}
+
+/* Multi-line JSON, two spaces a level, for a reader (jq reads it too). */
+static void print_pretty(const sv *v, int depth, FILE *f)
+{
+	if (flat(v)) {
+		sv_print_json(v, f);
+		return;
+	}
+	bool map = v->kind == SV_MAP;
+	size_t n = map ? v->u.map.n : v->u.arr.n;
+	fputs(map ? "{\n" : "[\n", f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%*s", 2 * (depth + 1), "");
+		if (map) {
+			sv_print_json_string(v->u.map.keys[i], strlen(v->u.map.keys[i]), f);
+			fputs(": ", f);
+		}
+		print_pretty(map ? v->u.map.vals[i] : v->u.arr.items[i], depth + 1, f);
+		fputs(i + 1 < n ? ",\n" : "\n", f);
+	}
+	fprintf(f, "%*s%c", 2 * depth, "", map ? '}' : ']');
+}
+
+static void print_tensor_line(const tensor_summary *ts)
+{
+	printf("tensor %s: %llu items, ", ts->name, (unsigned long long)ts->count);
+	if (ts->ndim < 0) {
+		fputs("mixed dtype/rank", stdout);
+	} else {
+		printf("%s (", st_dtype_str(ts->dtype));
+		for (int d = 0; d < ts->ndim; d++)
+			printf(ts->min_shape[d] == ts->max_shape[d] ? "%s%lld" : "%s%lld..%lld", d ? ", " : "",
+			       (long long)ts->min_shape[d], (long long)ts->max_shape[d]);
+		putchar(')');
+	}
+	if (ts->values)
+		printf(", min %.6g, max %.6g, mean %.6g", ts->min, ts->max, ts->sum / (double)ts->values);
+	if (ts->nonfinite)
+		printf(", NON-FINITE VALUES: %llu", (unsigned long long)ts->nonfinite);
+	putchar('\n');
+}
+
+static void print_durations(const sv *d)
+{
+	double total;
+	int64_t rate, samples;
+	sv_get_num(d, "seconds", &total);
+	sv_get_int(d, "sample_rate", &rate);
+	sv_get_int(d, "samples", &samples);
+	const sv *items = sv_get(d, "items");
+	printf("duration: %.3f s (%d:%02d:%06.3f) = %lld samples at %lld Hz, %zu items\n", total, (int)(total / 3600),
+	       (int)(fmod(total, 3600) / 60), fmod(total, 60), (long long)samples, (long long)rate, items->u.arr.n);
+	for (size_t i = 0; i < items->u.arr.n; i++) {
+		double sec;
+		const sv *it = items->u.arr.items[i];
+		sv_get_num(it, "seconds", &sec);
+		sv_get_int(it, "samples", &samples);
+		printf("  %s\t%.3f s\t%lld samples\n", sv_get_str(it, "key"), sec, (long long)samples);
+	}
+}
+
+/* --info: the files' own header (merged when several), item count, per
+ * tensor dtype/shapes/values, waveform durations; pretty JSON with --json. */
+static void print_info(sv *info, const summary *s, bool json)
+{
+	sv *dur = duration_value(s, sv_get(info, "header"));
+	if (dur)
+		put(info, "duration", dur);
+	if (json) {
+		put(info, "tensors", tensors_value(s));
+		print_pretty(info, 0, stdout);
+		putchar('\n');
+		return;
+	}
+	const sv *files = sv_get(info, "files");
+	for (size_t i = 0; i < files->u.arr.n; i++)
+		printf("%s%s", i ? ", " : "file: ", files->u.arr.items[i]->u.str.ptr);
+	fputs("\nheader: ", stdout);
+	print_pretty(sv_get(info, "header"), 0, stdout);
+	if (sv_get(info, "end_stats")) {
+		fputs("\nend stats: ", stdout);
+		sv_print_json(sv_get(info, "end_stats"), stdout);
+	}
+	int64_t items = 0;
+	sv_get_int(info, "items", &items);
+	printf("\nitems: %lld\n", (long long)items);
+	for (size_t i = 0; i < s->n; i++)
+		print_tensor_line(&s->t[i]);
+	if (dur)
+		print_durations(dur);
 }
 
 static void print_item(const st_item *it, bool json)
@@ -234,14 +374,15 @@ typedef struct {
 static const opt_desc options_table[] = {
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the stream to FILE atomically (default stdout)"},
 	{"info", 'i', OPT_FLAG, F(info),
-	 .help = "print the header, item count and per-tensor summary\n(dtype, shapes, min/max/mean, NaN/Inf count)"},
+	 .help = "describe the input: its own header, the item count,\nper tensor dtype/shapes/min/max/mean/NaN count, and\nwaveform durations (total and per item, as soxi)"},
 	{"list", 'l', OPT_FLAG, F(list), .help = "print one line per item: key, tensor shapes, fields",
 	 .flags = OPT_HIDE_LETTER},
 	{"head", 'n', OPT_U64, F(head_arg), .min = 0, .max = (double)LONG_MAX, .arg = "N", .help = "only the first N items"},
 	{"keys", 'k', OPT_STRING, F(keys_file), .arg = "FILE",
 	 .help = "only items whose key is listed in FILE (first word\nof each line); a listed key never seen is an error"},
 	{"missing-ok", 0, OPT_FLAG, F(missing_ok), .help = "...unless this is given (then counted on stderr)"},
-	{"json", 0, OPT_FLAG, F(json), .help = "--info and --list print JSON (one object per line)"},
+	{"json", 0, OPT_FLAG, F(json),
+	 .help = "JSON: --info one multi-line document, --list one\nobject per line"},
 	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
 	{"finite", 0, OPT_FLAG, F(finite), .help = "refuse NaN and infinite values in float tensors"},
 	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
@@ -350,8 +491,10 @@ static uint64_t run(const options *o, int ninputs, st_reader **readers, keyset *
 			if (o->mode == MODE_LIST)
 				print_item(&it, o->json);
 			else if (o->mode == MODE_INFO)
-				for (size_t t = 0; t < it.ntensors; t++)
+				for (size_t t = 0; t < it.ntensors; t++) {
 					summarise(sum, &it.tensors[t]);
+					note_wave(sum, it.key, &it.tensors[t]);
+				}
 			else if (st_writer_put(w, &it))
 				die_writing(w, "%s", st_writer_error(w));
 		}
@@ -386,6 +529,44 @@ static void check_keys(const options *o, keyset *keys, st_writer *w, bool stoppe
 	cli_die(prog, EXIT_RUNTIME, "%s", msg);
 }
 
+/* --info's own view: the inputs' names and their own headers (merged when
+ * several, as concatenation would), not the header stream-cat derives. */
+static sv *info_start(int ninputs, st_reader **readers)
+{
+	char err[ST_ERRLEN];
+	sv *info = must(sv_map()), *files = must(sv_array());
+	sv *own = must(sv_copy(st_reader_header(readers[0])));
+	for (int i = 0; i < ninputs; i++) {
+		if (sv_push(files, sv_str(st_reader_name(readers[i]))))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		if (i && st_header_merge(own, st_reader_header(readers[i]), st_reader_name(readers[i]), err))
+			cli_die(prog, EXIT_RUNTIME, "%s", err);
+	}
+	put(info, "files", files);
+	put(info, "header", own);
+	return info;
+}
+
+static void info_finish(sv *info, uint64_t selected, const sv *end_stats, const summary *sum, bool json)
+{
+	if (end_stats)
+		put(info, "end_stats", sv_copy(end_stats));
+	put(info, "items", sv_int((int64_t)selected));
+	print_info(info, sum, json);
+	sv_free(info);
+}
+
+static void summary_free(summary *sum)
+{
+	for (size_t i = 0; i < sum->n; i++)
+		free(sum->t[i].name);
+	for (size_t i = 0; i < sum->nwave; i++)
+		free(sum->wave_keys[i]);
+	free(sum->t);
+	free(sum->wave_keys);
+	free(sum->wave_samples);
+}
+
 int main(int argc, char **argv)
 {
 	options o;
@@ -404,6 +585,7 @@ int main(int argc, char **argv)
 	if (!readers)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	sv *header = open_inputs(&o, ninputs, inputs, readers, argc, argv);
+	sv *info = o.mode == MODE_INFO ? info_start(ninputs, readers) : NULL;
 	st_writer *w = NULL;
 	if (o.mode == MODE_CAT && !(w = st_writer_open(o.output, header, err)))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
@@ -427,12 +609,10 @@ int main(int argc, char **argv)
 		if (st_writer_close(w, err))
 			cli_die(prog, EXIT_RUNTIME, "%s", err);
 	} else if (o.mode == MODE_INFO) {
-		print_info(header, selected, &sum, end_stats, o.json);
+		info_finish(info, selected, end_stats, &sum, o.json);
 	}
 	sv_free(end_stats);
-	for (size_t i = 0; i < sum.n; i++)
-		free(sum.t[i].name);
-	free(sum.t);
+	summary_free(&sum);
 	sv_free(header);
 	cli_close_stdout(prog);
 	return 0;
