@@ -23,6 +23,7 @@ set xlabel 'epoch'
 set ylabel 'test UAR (%), mean over seeds, band: 95 % interval'
 set key outside bottom center horizontal maxrows 4 noenhanced font ',8'
 set grid
+set yrange [0:100]
 set xtics step
 set style fill transparent solid 0.12 noborder
 plot for [r=0:runs-1] in using 1:(column(3 + 3 * r)):(column(4 + 3 * r)) with filledcurves \
@@ -32,10 +33,12 @@ plot for [r=0:runs-1] in using 1:(column(3 + 3 * r)):(column(4 + 3 * r)) with fi
      chance with lines dt 3 lc rgb 'gray40' title 'chance'
 if (exists("gap")) {
   set size ratio 0
-  set title 'fine-tuned from clean − from scratch, final test UAR, mean [95 % interval]' noenhanced
+  set title "fine-tuned − scratch: test UAR at the best dev epoch,\nmean over seeds [95 % interval]" noenhanced
   set xlabel 'bandwidth (Hz, log scale)'
   set ylabel 'UAR points'
+  set autoscale
   set logscale x
+  set offsets graph 0.08, graph 0.08, graph 0.05, graph 0.05
   set xtics auto
   unset key
   plot gap using 1:2:3:4 with yerrorlines pt 7 lc 1 lw 1.5, 0 with lines dt 3 lc rgb 'gray40'

@@ -4,7 +4,7 @@
 # The defaults are read from the Makefile itself (make --eval of a print
 # rule, a clean environment, once with the default SIZE and once per SIZE)
 # and compared cell by cell with the table's default column:
-#   "A / B / C"       per SIZE: tiny / small / full
+#   "A / B / C / D"   per SIZE: tiny / small / medium / full
 #   "(none)", "generated" or blank: empty in the Makefile
 #   a variable's name (`EPOCHS`): that variable's value
 #   a relative path (`../build/bin`): that path from pipelines/, made absolute
@@ -18,7 +18,7 @@ set -u
 src=${SERTOOLS_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 mk=$src/pipelines/Makefile
 readme=$src/pipelines/README.md
-sizes=(tiny small full)
+sizes=(tiny small medium full)
 fail=0
 bad() {
 	echo "FAIL: $*"

@@ -31,8 +31,9 @@ the same seed and sizes give byte-identical files.
   --help, --version
 
 Sizes (speakers x utterances, tiny/small/medium/full): main 30x2, 36x20,
-48x40, 60x100; iemocap 6x3, 10x30, 10x80, 10x200; voxceleb 20x3, 16x30,
-16x60, 40x60; events 10 classes x 3, 60, 120, 200 items.  An interrupted run resumes: re-running the same command
+36x20, 60x100; iemocap 6x3, 10x30, 10x30, 10x200; voxceleb 20x3, 16x30,
+16x45, 40x60; events 10 classes x 3, 60, 60, 200 items (medium is small
+with more speech per speaker to identify: its budget goes to seeds).  An interrupted run resumes: re-running the same command
 renders only the missing files; the CSV is written last.
 
 Example:

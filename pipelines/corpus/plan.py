@@ -39,10 +39,10 @@ SET_INDEX = {s: i for i, s in enumerate(SETS)}
 # session = one male + one female); for events: (classes, items per class),
 # classes are fixed by the data so the first number is informative only.
 SIZES = {
-    'main': {'tiny': (30, 2), 'small': (36, 20), 'medium': (48, 40), 'full': (60, 100)},
-    'iemocap': {'tiny': (6, 3), 'small': (10, 30), 'medium': (10, 80), 'full': (10, 200)},
-    'voxceleb': {'tiny': (20, 3), 'small': (16, 30), 'medium': (16, 60), 'full': (40, 60)},
-    'events': {'tiny': (10, 3), 'small': (10, 60), 'medium': (10, 120), 'full': (10, 200)},
+    'main': {'tiny': (30, 2), 'small': (36, 20), 'medium': (36, 20), 'full': (60, 100)},
+    'iemocap': {'tiny': (6, 3), 'small': (10, 30), 'medium': (10, 30), 'full': (10, 200)},
+    'voxceleb': {'tiny': (20, 3), 'small': (16, 30), 'medium': (16, 45), 'full': (40, 60)},
+    'events': {'tiny': (10, 3), 'small': (10, 60), 'medium': (10, 60), 'full': (10, 200)},
 }
 
 # Latent emotion of the main corpus (1-7), calibrated with --simulate so that
