@@ -106,7 +106,7 @@ nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
 		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
 		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
 		if (cv->strategy == NN_CONV_WINOGRAD) { /* the forward's; the backward is the chunked one */
-			s.col = MAX(s.col, wino_col_size(cv) + 4 * (2 * wino_tile_cols(cv) + 2));
+			s.col = MAX(s.col, wino_col_size(cv) + 16 * (wino_tile_cols(cv) + 1));
 			s.full = wino_kernel_size(cv);
 		}
 		if (backward) {
@@ -538,7 +538,7 @@ void nn_conv_backward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn
 /* Winograd's forward for chunked layers of at least this many input and
  * output channels (fewer: the 16 products are too thin for the GEMM). */
 #ifndef WINOGRAD_MIN_CH
-#define WINOGRAD_MIN_CH 32
+#define WINOGRAD_MIN_CH 64
 #endif
 
 static bool winograd_fits(const nn_conv *cv)

@@ -19,7 +19,7 @@
  *                        the vector length: direct, register-blocked over
  *                        a row (an im2col would cost as much as the
  *                        arithmetic);
- *   NN_CONV_WINOGRAD     chunked, at least 32 input and output channels:
+ *   NN_CONV_WINOGRAD     chunked, at least 64 input and output channels:
  *                        the forward by Winograd's F(2x2, 3x3), 2.25x
  *                        fewer multiplications (nn_winograd.h); the
  *                        backward as NN_CONV_CHUNKED.
