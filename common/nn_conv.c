@@ -85,23 +85,6 @@ static size_t conv_chunks(const nn_conv *cv)
 	return (rows + cr - 1) / cr;
 }
 
-nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
-{
-	nn_conv_sizes s = {0, 0, 0, 0};
-	size_t p = (size_t)cv->n * (size_t)cv->h * (size_t)cv->w;
-	if (cv->strategy != NN_CONV_WHOLE_BATCH) {
-		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
-		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
-		if (backward) {
-			s.dw = conv_chunks(cv) * (size_t)cv->cout * (size_t)cv->cin * 9;
-			s.wflip = (size_t)cv->cout * (size_t)cv->cin * 9;
-		}
-	} else {
-		s.full = 9 * (size_t)cv->cin * p;
-	}
-	return s;
-}
-
 typedef struct {
 	const nn_conv *cv;
 	nn_conv_ws *ws;
@@ -112,6 +95,30 @@ typedef struct {
 	nn_pool *pool;
 	atomic_size_t next[3];   /* work-claiming counters, one per phase */
 } conv_ctx;
+
+#include "nn_winograd.h"
+
+nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
+{
+	nn_conv_sizes s = {0, 0, 0, 0};
+	size_t p = (size_t)cv->n * (size_t)cv->h * (size_t)cv->w;
+	if (cv->strategy != NN_CONV_WHOLE_BATCH) {
+		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
+		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
+		if (cv->strategy == NN_CONV_WINOGRAD) { /* the forward's; the backward is the chunked one */
+			s.col = MAX(s.col, wino_col_size(cv) + 16 * (wino_tile_cols(cv) + 1));
+			s.full = wino_kernel_size(cv);
+		}
+		if (backward) {
+			s.dw = conv_chunks(cv) * (size_t)cv->cout * (size_t)cv->cin * 9;
+			s.wflip = (size_t)cv->cout * (size_t)cv->cin * 9;
+		}
+	} else {
+		s.full = 9 * (size_t)cv->cin * p;
+	}
+	return s;
+}
+
 
 /* ---- one input channel (the first layer): direct, no im2col ---- */
 
@@ -380,9 +387,10 @@ SER_KERNEL static void whole_batch_forward(conv_ctx *c)
 static void conv_forward_task(void *arg, int tid, int nth)
 {
 	conv_ctx *c = arg;
-	(void)nth;
 	if (c->cv->strategy == NN_CONV_WHOLE_BATCH)
 		whole_batch_forward(c);
+	else if (c->cv->strategy == NN_CONV_WINOGRAD)
+		wino_forward(c, tid, nth);
 	else
 		chunked_forward(c, tid);
 }
@@ -527,11 +535,25 @@ void nn_conv_backward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn
 #define WHOLE_BATCH_MAX_P 4096
 #define CHUNK_COLUMNS 1024
 
+/* Winograd's forward for chunked layers of at least this many input and
+ * output channels (fewer: the 16 products are too thin for the GEMM). */
+#ifndef WINOGRAD_MIN_CH
+#define WINOGRAD_MIN_CH 64
+#endif
+
+static bool winograd_fits(const nn_conv *cv)
+{
+	return cv->cin >= WINOGRAD_MIN_CH && cv->cout >= WINOGRAD_MIN_CH;
+}
+
 void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, int chunk_rows)
 {
 	*cv = (nn_conv){cin, cout, n, h, w, chunk_rows, NN_CONV_WHOLE_BATCH};
 	if (chunk_rows > 0)
-		cv->strategy = direct_fits(cv) ? NN_CONV_DIRECT : small_fits(cv) ? NN_CONV_SMALL : NN_CONV_CHUNKED;
+		cv->strategy = direct_fits(cv)     ? NN_CONV_DIRECT
+		               : small_fits(cv)    ? NN_CONV_SMALL
+		               : winograd_fits(cv) ? NN_CONV_WINOGRAD
+		                                   : NN_CONV_CHUNKED;
 }
 
 void nn_conv_plan(nn_conv *cv, int cin, int cout, int n, int h, int w)

@@ -18,7 +18,11 @@
  *                        narrow networks), a width that is a multiple of
  *                        the vector length: direct, register-blocked over
  *                        a row (an im2col would cost as much as the
- *                        arithmetic).
+ *                        arithmetic);
+ *   NN_CONV_WINOGRAD     chunked, at least 64 input and output channels:
+ *                        the forward by Winograd's F(2x2, 3x3), 2.25x
+ *                        fewer multiplications (nn_winograd.h); the
+ *                        backward as NN_CONV_CHUNKED.
  * Threads claim chunks and channel blocks as they come free, so a thread
  * delayed by other load does not hold the others up; every unit writes its
  * own part of the result (weight gradients: one partial per chunk, summed
@@ -48,6 +52,7 @@ typedef enum {
 	NN_CONV_CHUNKED,
 	NN_CONV_DIRECT,
 	NN_CONV_SMALL,
+	NN_CONV_WINOGRAD,
 } nn_conv_strategy;
 
 typedef struct {

@@ -6,7 +6,7 @@
  * compares the analytic gradient with central differences (step 1e-6):
  * max |analytic - numeric| / max |numeric| <= 1e-6.  Both convolution
  * strategies (chunked: im2col + GEMM, or direct kernels for one input
- * channel and for few channels; whole-batch) run on 2 threads; the convolution's
+ * channel and for few channels; Winograd F(2x2, 3x3) forward; whole-batch) run on 2 threads; the convolution's
  * forward is also compared with a direct 7-loop convolution (1e-12).
  */
 #define NN_REAL double
@@ -32,6 +32,10 @@
 #define nn_log_softmax nn_log_softmax_d
 #define nn_weighted_nll nn_weighted_nll_d
 #define NN_LAYERS_NO_COMMON
+/* Winograd's forward from 4 channels and in chunks of a few tiles, so that
+ * small layers take it, with several chunks and an uneven last one */
+#define WINOGRAD_MIN_CH 4
+#define WINOGRAD_TILES 6
 #include "nn_layers.c"
 #include "nn_conv.c"
 
@@ -155,7 +159,9 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 					maxd = d > maxd ? d : maxd;
 				}
 	char what[96];
-	snprintf(what, sizeof what, "conv %dx%d %d->%d, chunk_rows %d", h, w, cin, cout, chunk_rows);
+	static const char *const names[] = {"whole batch", "chunked", "direct", "small", "winograd"};
+	snprintf(what, sizeof what, "conv %dx%d %d->%d, chunk_rows %d (%s)", h, w, cin, cout, chunk_rows,
+	         names[c.cv.strategy]);
 	printf("%-44s forward max abs diff to the definition %.2e\n", what, maxd);
 	if (!(maxd <= 1e-12)) {
 		printf("FAIL: %s: forward differs from the definition by %.3e\n", what, maxd);
@@ -405,6 +411,10 @@ int main(void)
 	check_conv(0, 3, 4, 2, 5, 4);   /* whole batch */
 	check_conv(3, 1, 5, 2, 4, 6);   /* the first layer: one input channel */
 	check_conv(0, 5, 2, 1, 3, 2);   /* tiny image */
+	check_conv(2, 4, 5, 2, 5, 7);   /* Winograd: odd height and width, one tile row per chunk */
+	check_conv(2, 6, 4, 3, 4, 3);   /* Winograd: 3 tile rows per chunk across images, uneven last chunk */
+	check_conv(1, 5, 6, 2, 1, 9);   /* Winograd: one-row images (half-empty tiles) */
+	check_conv(4, 4, 4, 1, 6, 6);   /* Winograd: whole tiles only */
 	for (int train = 0; train < 2; train++) {
 		check_bn(train, 1, false);
 		check_bn(train, 2, false);
