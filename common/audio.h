@@ -54,14 +54,13 @@ void audio_quit(void);
 /* The header check that runs before libsox opens a file (libsox's own
  * header readers trust what they read: an AU header whose data offset is
  * 2^31 made sox_open_read allocate 2 GB for the "info" text before it).
- * head holds the file's first n bytes (AUDIO_HEAD_BYTES suffice), size is
- * the file's size (UINT64_MAX when unknown: a pipe).  For the formats whose
- * headers it knows (WAV, RIFX, AIFF, AIFF-C, AU) it refuses a data offset
- * or chunk past the end of the file, a header chunk larger than the file,
- * no channels, and a sample rate outside the limits above; anything else
- * passes to libsox and check_plausible after it.  0, or -1 with the reason
- * in why. */
-#define AUDIO_HEAD_BYTES 4096
+ * head holds the file's first n bytes (audio_decode maps the whole file),
+ * size is the file's size.  For the formats whose headers it knows (WAV,
+ * RIFX, AIFF, AIFF-C, AU) it refuses a data offset past the end of the
+ * file, a chunk before the audio data that runs past it, no channels, and
+ * a sample rate outside the limits above; anything else passes to libsox
+ * (and to the same rate limits once libsox has read the header).  Reads
+ * only head[0..n).  0, or -1 with the reason in why. */
 int audio_header_check(const unsigned char *head, size_t n, uint64_t size, char *why, size_t len);
 
 /* A decoded file. */

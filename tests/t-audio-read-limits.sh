@@ -73,6 +73,17 @@ for name, off in (('au-at-end.au', 40), ('au-past-end.au', 41)):
     open(name, 'wb').write(b'.snd' + struct.pack('>IIIII', off, 0, 3, 16000, 1) + bytes(16))
 PY
 refused au-at-end.au 'au-at-end.au: no audio samples'
+# the whole file is walked, not its first bytes: the NAME chunk behind 6000 bytes of ANNO
+$PYTHON - <<'PY'
+import struct
+d = open('aiff-name-2gb.aiff', 'rb').read()
+i = d.index(b'NAME')
+anno = b'ANNO' + struct.pack('>I', 6000) + b'x' * 6000
+for name, body in (('aiff-late-name.aiff', d[:i] + anno + d[i:]), ('aiff-anno.aiff', d[:i] + anno + d[i + 14:])):
+    open(name, 'wb').write(body[:4] + struct.pack('>I', len(body) - 8) + body[8:])
+PY
+refused aiff-late-name.aiff "aiff-late-name.aiff: AIFF header: chunk 'NAME' of 2147483632 bytes at offset 6054 runs past the end of the file"
+audio-read aiff-anno.aiff > /dev/null || fail "an AIFF with a 6000-byte ANNO chunk refused"
 refused au-past-end.au 'au-past-end.au: AU header: data offset 41 past the end of the file'
 
 # at the limits: accepted

@@ -1,8 +1,8 @@
 /*
  * fuzz-audio.c - libFuzzer harness of the audio header check that runs
  * before libsox opens a file (audio_header_check, common/audio.c): every
- * input is a file's first bytes, checked against its own size and against
- * an unknown size (a pipe).  The check must never read past the bytes it
+ * input is a whole file, checked against its own size and against an
+ * unknown (larger) size.  The check must never read past the bytes it
  * is given, and must refuse what would make libsox allocate past the file
  * (the AU data offset of tests/fuzz/audio/au-offset-2gb.au) or run its
  * rate effect on an implausible rate.  Its verdicts are checked against an
@@ -23,8 +23,9 @@ static uint32_t be32(const uint8_t *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char why[256];
-	size_t n = size < AUDIO_HEAD_BYTES ? size : AUDIO_HEAD_BYTES;
-	/* a copy of exactly n bytes, so that ASan sees any read past them */
+	/* the whole file, as audio_decode maps it; a copy of exactly its bytes
+	 * (libFuzzer's buffer may be larger), so that ASan sees any read past them */
+	size_t n = size;
 	uint8_t *head = malloc(n ? n : 1);
 	if (!head)
 		abort();
