@@ -413,7 +413,9 @@ static void dump_line(const opt_desc *d, const void *src, FILE *f)
 	fprintf(f, "\t%.17g\t%.17g\t", d->min, d->max);
 	for (int k = 0; d->type == OPT_CHOICE && d->choices[k]; k++)
 		fprintf(f, "%s%s", k ? "," : "", d->choices[k]);
-	if (d->type == OPT_FLAG || d->type == OPT_UNSET)
+	if (d->flags & OPT_REFUSED) /* no field of its own */
+		value = "";
+	else if (d->type == OPT_FLAG || d->type == OPT_UNSET)
 		value = *(const bool *)((const char *)src + d->offset) ? "1" : "0";
 	else if (!persisted_value(d, src, buf, sizeof buf, &value))
 		value = "";

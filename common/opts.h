@@ -153,7 +153,8 @@ int opts_persist(const opts_spec *s, const void *src, sv *args);
 /* For tests that iterate a program's table: one line per option,
  * "name TAB type TAB flags TAB min TAB max TAB choices TAB value" (type
  * flag|unset|int|u64|double|string|choice|size; flags a comma list of persist,
- * path, keep, hidden; value as opts_persist writes it, flags 1 or 0, an
+ * path, min-open, max-open, keep, hidden, hide-letter, refused (a refused
+ * letter is named "-X" and has no value); value as opts_persist writes it, flags 1 or 0, an
  * unset string empty), then "persisted TAB" and, as JSON, the list a run
  * file stores: the program's name, then what opts_persist appends.  0, or -1 when memory runs out or writing fails. */
 int opts_dump(const opts_spec *s, const void *src, FILE *f);

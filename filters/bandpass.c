@@ -22,7 +22,6 @@ static const char usage[] =
 	"as scipy.signal.butter(order, [low, high], 'bandpass', fs=sample_rate,\n"
 	"output='sos') and run as cascaded second-order sections (scipy's sosfilt).\n"
 	"The sample rate is the stream header's sample_rate.\n"
-	"\n"
 	"\n";
 
 static const char epilog[] =
@@ -62,8 +61,8 @@ typedef struct {
  * elsewhere (formats/cli.md); they stay accepted for old scripts. */
 static const opt_desc options_table[] = {
 	{"center", 'c', OPT_DOUBLE, F(center), HZ, .def = "500",
-	 .help = "band centre; low = centre - width/2,", .flags = OPT_HIDE_LETTER},
-	{"width", 'w', OPT_DOUBLE, F(width), HZ, .help = "high = centre + width/2"},
+	 .help = "band centre", .flags = OPT_HIDE_LETTER},
+	{"width", 'w', OPT_DOUBLE, F(width), HZ, .help = "band width: low = centre - width/2, high = centre +\nwidth/2"},
 	{"low", 'l', OPT_DOUBLE, F(low), HZ, .help = "lower -3 dB edge (instead of --center/--width)",
 	 .flags = OPT_HIDE_LETTER},
 	{"high", 'H', OPT_DOUBLE, F(high), HZ, .help = "upper -3 dB edge"},

@@ -17,13 +17,12 @@
 static const char *prog = "binlabels";
 
 static const char usage[] =
-	"Usage: binlabels (-c DIR | --csv FILE) -t TASK [OPTION]... [STREAM]\n"
+	"Usage: binlabels (-c DIR | --csv FILE) --task TASK [OPTION]... [STREAM]\n"
 	"       binlabels (-c DIR | --csv FILE) --keys-only [-s SPLITS] [--audio-dir DIR]\n"
 	"       binlabels (-c DIR | --csv FILE) --stats [-s SPLITS] [--json]\n"
 	"Attach class labels from an MSP-Podcast-style CSV to the items of a stream\n"
 	"(stdin when STREAM is absent or '-'), keeping the items of the chosen splits;\n"
 	"or list the keys of splits; or print the label statistics.\n"
-	"\n"
 	"\n";
 
 static const char epilog[] =

@@ -27,7 +27,6 @@ static const char usage[] =
 	"(rows true class, columns predicted).  Items are scored whole, in evaluation\n"
 	"mode; items of equal length are batched (results move by float rounding at\n"
 	"most; --batch 1: each item alone).  The whole stream is held in memory.\n"
-	"\n"
 	"\n";
 
 static const char epilog[] =

@@ -27,7 +27,6 @@ static const char usage[] =
 	"f_max=8000, n_mels=64, norm='slaney', mel_scale='slaney', pad_mode='reflect')\n"
 	"followed by AmplitudeToDB(top_db=None).  The sample rate comes from the\n"
 	"stream header; an item of N samples gives 1 + floor(N / hop) frames.\n"
-	"\n"
 	"\n";
 
 static const char epilog[] =

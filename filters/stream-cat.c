@@ -18,7 +18,6 @@ static const char usage[] =
 	"Concatenate sertools streams (stdin when none or '-') into one valid stream,\n"
 	"or inspect them.  Every input is read to its end record: a truncated or\n"
 	"malformed stream is an error (exit 2), never a shorter result.\n"
-	"\n"
 	"\n";
 
 static const char epilog[] =

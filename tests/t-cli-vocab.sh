@@ -1,6 +1,7 @@
 #!/bin/bash
 # The option vocabulary of formats/cli.md, over every program in filters/:
 #   - --help: exit 0, to stdout, nothing on stderr, lines within 80 columns,
+#     no two blank lines in a row,
 #     lists --progress and -q/--quiet; --threads where the program runs
 #     threads; --json (long only) where it writes JSON; never "-j, ";
 #   - --help > /dev/full: exit 2 with "prog: stdout: ..." (also --version);
@@ -38,6 +39,8 @@ for p in "${progs[@]}"; do
 	grep -q "^Usage: $p" help.txt || bad "$p --help: no 'Usage: $p' line"
 	long=$(awk 'length > 80' help.txt | head -1)
 	[ -z "$long" ] || bad "$p --help: a line over 80 columns: $long"
+	awk 'prev == "" && $0 == "" && NR > 1 { found = 1 } { prev = $0 } END { exit !found }' help.txt &&
+		bad "$p --help: two blank lines in a row"
 	grep -qE -- '^ +--progress' help.txt || bad "$p --help: no --progress"
 	grep -qE -- '^ +-q, --quiet' help.txt || bad "$p --help: no -q, --quiet"
 	grep -qE -- '-j, ' help.txt && bad "$p --help: shows -j (formats/cli.md: --threads, --json)"

@@ -1,7 +1,10 @@
 /* Unit test of the option table (common/opts.h): defaults, every type,
  * ranges (open and closed ends), choices, validators, short letters, the
  * one-line usage errors with their exit status, --help and --version, the
- * given[] record, and the persist / reapply round trip that --resume uses. */
+ * given[] record, and the persist / reapply round trip that --resume uses;
+ * old spellings (a hidden alias keeps the default, a hidden letter, a
+ * refused letter with its hint), the default moved to its own line rather
+ * than past column 80, and --help into a full disk. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +23,7 @@ typedef struct {
 	uint64_t seed;
 	bool quiet, nesterov;
 	const char *out, *train;
-	int div;
+	int div, threads;
 	size_t rec;
 } options;
 
@@ -47,6 +50,10 @@ static const opt_desc table[] = {
 	{"quiet", 'q', OPT_FLAG, offsetof(options, quiet), .help = "hush", .flags = OPT_KEEP},
 	{"max-record", 0, OPT_SIZE, offsetof(options, rec), .min = 1024, .max = 1 << 30, .def = "64M", .arg = "N",
 	 .help = "bytes", .flags = OPT_PERSIST},
+	{"threads", 'j', OPT_INT, offsetof(options, threads), .min = 0, .max = 64, .def = "0", .arg = "N",
+	 .help = "worker threads; 0: the cores this process may use, all", .flags = OPT_HIDE_LETTER},
+	{"old-epochs", 0, OPT_INT, offsetof(options, epochs), .min = 1, .max = 100, .arg = "N", .flags = OPT_HIDDEN},
+	OPT_REFUSE('J', "-J: not an option (JSON output is --json, long only)"),
 	OPT_END,
 };
 
@@ -168,6 +175,8 @@ static void test_help_version(void)
 	CHECK(rc == 0 && err[0] == '\0', "--help: exit %d, stderr %s", rc, err);
 	CHECK(strncmp(out, "Usage: prog", 11) == 0 && strstr(out, "Example: prog -q\n"), "usage and epilog: %s", out);
 	for (const opt_desc *d = table; d->type != OPT_HEAD || d->help; d++) {
+		if (d->flags & OPT_HIDDEN)
+			continue;
 		char want[64];
 		snprintf(want, sizeof want, d->type == OPT_HEAD ? "%s\n" : "--%s", d->type == OPT_HEAD ? d->help : d->name);
 		CHECK(strstr(out, want) != NULL, "--help lacks %s", want);
@@ -215,8 +224,69 @@ static void test_persist(void)
 	sv_free(args);
 }
 
+/* --help and --version into a full disk: exit 2 and a message. */
+static void test_full_stdout(void)
+{
+	for (int k = 0; k < 2; k++) {
+		int pe[2];
+		if (pipe(pe))
+			exit(2);
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			dup2(pe[1], 2);
+			if (!freopen("/dev/full", "w", stdout))
+				_exit(9);
+			parse_words((const char *[]){k ? "--version" : "--help", NULL}, NULL, NULL);
+			_exit(0);
+		}
+		close(pe[1]);
+		char err[512] = "";
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof err - 1 && (n = read(pe[0], err + got, sizeof err - 1 - got)) > 0)
+			got += (size_t)n;
+		err[got] = '\0';
+		close(pe[0]);
+		int st;
+		waitpid(pid, &st, 0);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && strncmp(err, "prog: stdout: ", 14) == 0,
+		      "%s > /dev/full: status %d, stderr '%s'", k ? "--version" : "--help", st, err);
+	}
+}
+
+/* Old spellings: kept working, kept out of --help, or refused with a hint. */
+static void test_old_spellings(void)
+{
+	options o = parse_words((const char *[]){NULL}, NULL, NULL);
+	CHECK(o.epochs == 60 && o.threads == 0, "an alias without a default keeps the option's: %d", o.epochs);
+	bool given[32];
+	o = parse_words((const char *[]){"--old-epochs", "5", "-j", "3", NULL}, NULL, given);
+	CHECK(o.epochs == 5 && o.threads == 3, "alias and hidden letter: %d %d", o.epochs, o.threads);
+	CHECK(opts_was_given(&spec, given, "threads") && opts_was_given(&spec, given, "old-epochs") &&
+	          !opts_was_given(&spec, given, "epochs"),
+	      "opts_was_given");
+	check_usage_error((const char *[]){"-J", NULL}, "prog: -J: not an option (JSON output is --json, long only)\n");
+	check_usage_error((const char *[]){"--old-epochs", "0", NULL}, "--old-epochs: '0'");
+	char out[8192], err[8192];
+	child((const char *[]){"--help", NULL}, out, err, sizeof out);
+	CHECK(strstr(out, "      --threads N ") && !strstr(out, "-j,") && !strstr(out, "old-epochs") && !strstr(out, "-J"),
+	      "hidden spellings in --help: %s", out);
+	CHECK(strstr(out, "all\n                         (default 0)\n"), "default on its own line: %s", out);
+	for (const char *l = out; *l; l = strchr(l, '\n') + 1)
+		CHECK(strcspn(l, "\n") <= 80, "--help line over 80 columns: %.90s", l);
+	char *dump = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&dump, &len);
+	CHECK(f && opts_dump(&spec, &o, f) == 0 && fclose(f) == 0 && strstr(dump, "\n-J\tflag\thidden,refused\t"),
+	      "opts_dump of a refused letter: %s", dump ? dump : "");
+	free(dump);
+}
+
 int main(void)
 {
+	test_full_stdout();
+	test_old_spellings();
 	test_defaults_and_types();
 	test_errors();
 	test_help_version();
