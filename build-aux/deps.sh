@@ -45,7 +45,6 @@ cmd:gnuplot gnuplot-nox
 cmd:/usr/sbin/sshd openssh-server
 cmd:ssh openssh-client
 cmd:ssh-keygen openssh-client
-file:/usr/share/sonic-pi/samples sonic-pi-samples
 "
 demo_reqs=
 
