@@ -436,3 +436,16 @@ int opts_dump(const opts_spec *s, const void *src, FILE *f)
 	sv_free(args);
 	return rc || ferror(f) ? -1 : 0;
 }
+
+void opts_ckpt_and_stream(const opts_spec *s, int first, int argc, char **argv, const char **ckpt,
+                          const char **stream)
+{
+	if (first >= argc)
+		cli_usage_error(s->prog, "need a checkpoint");
+	if (argc - first > 2)
+		cli_usage_error(s->prog, "unexpected argument '%s'", argv[first + 2]);
+	*ckpt = argv[first];
+	*stream = first + 1 < argc ? argv[first + 1] : "-";
+	if (!strcmp(*ckpt, "-") && !strcmp(*stream, "-"))
+		cli_usage_error(s->prog, "stdin can be read only once: name the checkpoint or the stream");
+}

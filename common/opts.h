@@ -129,6 +129,13 @@ void opts_defaults(const opts_spec *s, void *dest);
  * operand (argc when none). */
 int opts_parse(const opts_spec *s, void *dest, int argc, char **argv, bool *given);
 
+/* The operands CHECKPOINT [STREAM] of the programs that apply a model
+ * (cnn-eval, cnn-predict), from argv[first..]: the stream defaults to "-";
+ * a missing checkpoint, a third operand, or "-" for both (stdin is read
+ * once) is a usage error. */
+void opts_ckpt_and_stream(const opts_spec *s, int first, int argc, char **argv, const char **ckpt,
+                          const char **stream);
+
 /* The option part of --help: headings, "  -o, --output RUNDIR  help
  * (default D)", continuation lines indented. */
 void opts_help(const opts_spec *s, FILE *f);

@@ -69,14 +69,7 @@ static void parse_args(int argc, char **argv, options *o)
 	memset(o, 0, sizeof *o);
 	opts_defaults(&spec, o);
 	int first = opts_parse(&spec, o, argc, argv, NULL);
-	if (first >= argc)
-		cli_usage_error(prog, "need a checkpoint");
-	if (argc - first > 2)
-		cli_usage_error(prog, "unexpected argument '%s'", argv[first + 2]);
-	o->ckpt = argv[first];
-	o->stream = first + 1 < argc ? argv[first + 1] : "-";
-	if (!strcmp(o->ckpt, "-") && !strcmp(o->stream, "-"))
-		cli_usage_error(prog, "stdin can be read only once: name the checkpoint or the stream");
+	opts_ckpt_and_stream(&spec, first, argc, argv, &o->ckpt, &o->stream);
 	if (o->posteriors && !strcmp(o->posteriors, "-") && (!o->output || !strcmp(o->output, "-")))
 		cli_usage_error(prog, "--posteriors - takes stdout: write the report elsewhere with -o FILE");
 }
