@@ -92,15 +92,11 @@ with torch.no_grad():
         m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
         m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
 model.eval()
-feats = []
-hook = model.fc_transfer.register_forward_hook(lambda mod, i, o: feats.append(i[0][0].clone()))
+feats = R.head_inputs(model, xs)
 with torch.no_grad():
-    for x in xs:
-        model(x[None])
-    hook.remove()
-    logits = torch.stack(feats) @ model.fc_transfer.weight.T
+    logits = feats @ model.fc_transfer.weight.T
     model.fc_transfer.weight.mul_(1.5 / logits.std(0).mean())
-    logits = torch.stack(feats) @ model.fc_transfer.weight.T
+    logits = feats @ model.fc_transfer.weight.T
     model.fc_transfer.bias.copy_(-logits.mean(0))
     model.fc_transfer.bias[2] = -30.0  # "sad" is never predicted
     ref = torch.stack([model(x[None])[0] for x in xs]).double().numpy()

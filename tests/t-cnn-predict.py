@@ -59,13 +59,8 @@ flat = torch.cat(xs)
 R.randomize_state(model, 5, flat.mean(0), flat.var(0))
 model.eval()
 # an output layer whose logits spread over the classes, so that items differ in their prediction
-feats = []
-hook = model.fc_transfer.register_forward_hook(lambda mod, i, o: feats.append(i[0][0].clone()))
+f = R.head_inputs(model, xs)
 with torch.no_grad():
-    for x in xs:
-        model(x[None])
-    hook.remove()
-    f = torch.stack(feats)
     model.fc_transfer.weight.copy_(torch.randn(K, f.shape[1], generator=g))
     model.fc_transfer.weight.mul_(1.5 / (f @ model.fc_transfer.weight.T).std(0).mean())
     logits = f @ model.fc_transfer.weight.T

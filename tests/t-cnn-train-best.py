@@ -121,13 +121,7 @@ def make_data():
                 scp.append(f"{key} wav/{key}.wav")
                 label = (c + i) % 3 if split == "Development" else c
                 rows.append(f"Audios/{key}.wav,N,{ACTS[label]:.2f},4.0,4.0,{c % 2},{split}")
-    open("labels.csv", "w").write("\n".join(rows) + "\n")
-    open("wav.scp", "w").write("\n".join(scp) + "\n")
-    run(["audio-read", "-l", "wav.scp", "-o", "wave.msgpack"])
-    run(["melspec", "-o", "feats.msgpack", "wave.msgpack"])
-    for split, name in (("Train", "train"), ("Development", "dev"), ("Test1", "test")):
-        run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", split, "-o", f"{name}.msgpack",
-             "feats.msgpack"])
+    tones.labelled_features(run, rows, scp, (("Train", "train"), ("Development", "dev"), ("Test1", "test")))
     for name, per in (("dev", DEV_PER_CLASS), ("test", TEST_PER_CLASS)):
         _, items, _ = ckpt.read_stream(f"{name}.msgpack")
         counts = np.bincount([int(it["fields"]["label"]) for it in items], minlength=3).tolist()

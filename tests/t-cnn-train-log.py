@@ -56,14 +56,8 @@ def make_data():
                 tones.write_tone(f"wav/{key}.wav", rng, tones.PITCHES[c], 0.5, 1.0)
                 scp.append(f"{key} wav/{key}.wav")
                 rows.append(f"Audios/{key}.wav,N,{act:.2f},4.0,4.0,{c % 2},{split}")
-    open("labels.csv", "w").write("\n".join(rows) + "\n")
-    open("wav.scp", "w").write("\n".join(scp) + "\n")
-    T.run(["audio-read", "-l", "wav.scp", "-o", "wave.msgpack"])
-    T.run(["melspec", "-o", "feats.msgpack", "wave.msgpack"])
-    T.run(["melspec", "--fmax", "7000", "-o", "feats7k.msgpack", "wave.msgpack"])
-    for split, name in (("Train", "train"), ("Development", "dev"), ("Test1", "test")):
-        T.run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", split, "-o", f"{name}.msgpack",
-               "feats.msgpack"])
+    tones.labelled_features(T.run, rows, scp, (("Train", "train"), ("Development", "dev"), ("Test1", "test")),
+                            fmax7k=True)
     T.run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", "Development", "-o", "dev7k.msgpack",
            "feats7k.msgpack"])
 

@@ -71,13 +71,7 @@ def make_data():
                 tones.write_tone(f"wav/{key}.wav", rng, tones.PITCHES[c], 0.4, 1.0)
                 scp.append(f"{key} wav/{key}.wav")
                 rows.append(f"Audios/{key}.wav,N,{ACTS[c]:.2f},4.0,4.0,{c % 2},{split}")
-    open("labels.csv", "w").write("\n".join(rows) + "\n")
-    open("wav.scp", "w").write("\n".join(scp) + "\n")
-    T.run(["audio-read", "-l", "wav.scp", "-o", "wave.msgpack"])
-    T.run(["melspec", "-o", "feats.msgpack", "wave.msgpack"])
-    for split, name in (("Train", "train"), ("Development", "dev")):
-        T.run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", split, "-o", f"{name}.msgpack",
-               "feats.msgpack"])
+    tones.labelled_features(T.run, rows, scp, (("Train", "train"), ("Development", "dev")))
     _, its, _ = ckpt.read_stream("train.msgpack")
     items = [(it["key"], int(it["fields"]["label"]), np.asarray(it["tensors"]["logmel"], dtype=np.float32))
              for it in its]

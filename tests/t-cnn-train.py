@@ -129,14 +129,9 @@ def make_data():
     scipy.io.wavfile.write("wav/short.wav", SR, (3000 * np.sin(2 * np.pi * 900 * np.arange(4000) / SR)).astype(np.int16))
     rows.append("Audios/short.wav,N,4.0,4.0,4.0,1,Short,highband")
     scp.append("short wav/short.wav")
-    open("labels.csv", "w").write("\n".join(rows) + "\n")
-    open("wav.scp", "w").write("\n".join(scp) + "\n")
-    run(["audio-read", "-l", "wav.scp", "-o", "wave.msgpack"])
-    run(["melspec", "-o", "feats.msgpack", "wave.msgpack"])
-    run(["melspec", "--fmax", "7000", "-o", "feats7k.msgpack", "wave.msgpack"])
-    for split, name in (("Train", "train"), ("Development", "dev"), ("Test1", "test")):
-        run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", split, "-o", f"{name}.msgpack",
-             "feats.msgpack"])
+    splits = (("Train", "train"), ("Development", "dev"), ("Test1", "test"))
+    tones.labelled_features(run, rows, scp, splits, fmax7k=True)
+    for split, name in splits:
         run(["binlabels", "--csv", "labels.csv", "-t", "column:Band", "--categorical", "-s", split, "-o",
              f"{name}-band.msgpack", "feats.msgpack"])
     run(["binlabels", "--csv", "labels.csv", "-t", "arousal", "-s", "Development,Short", "-o", "dev-short.msgpack",

@@ -76,6 +76,20 @@ class Cnn14(nn.Module):
         return F.log_softmax(self.fc_transfer(x), dim=-1)
 
 
+def head_inputs(model, xs):
+    """fc_transfer's input (the embedding) for each item of xs, one forward pass each, as one tensor.
+    Tests use it to scale an output layer so that its logits spread over the classes."""
+    feats = []
+    hook = model.fc_transfer.register_forward_hook(lambda mod, i, o: feats.append(i[0][0].clone()))
+    try:
+        with torch.no_grad():
+            for x in xs:
+                model(x[None])
+    finally:
+        hook.remove()
+    return torch.stack(feats)
+
+
 def count_params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
