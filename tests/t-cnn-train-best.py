@@ -70,6 +70,7 @@ import numpy as np
 SRC = os.environ["SERTOOLS_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "ref"))
 import ckpt  # noqa: E402
+import testlib as T  # noqa: E402
 import tones  # noqa: E402
 
 BIN = os.environ["SERTOOLS_BIN"]
@@ -79,14 +80,7 @@ EPOCHS = 8
 SEEDS = [6, 218, 357]  # 6 gives the curve here; the others are fallbacks for other rounding
 DEV_PER_CLASS = TEST_PER_CLASS = 4
 MARGIN = 1e-4
-fails = []
-
-
-def check(cond, msg):
-    if not cond:
-        fails.append(msg)
-        print("FAIL:", msg, flush=True)
-    return cond
+check = T.check
 
 
 def run(args, what=None):
@@ -319,10 +313,7 @@ def main():
     print(f"PyTorch agrees item by item; smallest top-2 margin {ref_margin:.2e}")
 
     print(f"{time.monotonic() - t0:.1f} s")
-    if fails:
-        print(f"{len(fails)} failures; first: {fails[0]}")
-        sys.exit(1)
-    print("ok")
+    T.done()
 
 
 if __name__ == "__main__":

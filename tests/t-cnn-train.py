@@ -65,6 +65,7 @@ import scipy.io.wavfile
 SRC = os.environ["SERTOOLS_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "ref"))
 import ckpt  # noqa: E402
+import testlib as T  # noqa: E402
 import tones  # noqa: E402
 from train_replay import (LOSS_TOL, TENSOR_L2_TOL, TOL, UPDATE_L2_TOL, batch_input, plan_epoch,  # noqa: E402
                           replay_step, update_errors)
@@ -78,14 +79,7 @@ LOG_COLUMNS = ["epoch", "train_loss", "dev_uar", "test_uar", "seconds", "train_s
                "samples_per_s"]
 MAIN_EPOCHS = 4 if SAN else 5
 RESUME_EPOCHS = 3 if SAN else 4
-fails = []
-
-
-def check(cond, msg):
-    if not cond:
-        fails.append(msg)
-        print("FAIL:", msg, flush=True)
-    return cond
+check = T.check
 
 
 def run(args, rc=0, cwd=None, stdin=None, what=None):
@@ -572,10 +566,7 @@ def main():
     print(f"resume done ({time.monotonic() - t0:.1f} s)", flush=True)
     refusals()
     print(f"refusals done ({time.monotonic() - t0:.1f} s)", flush=True)
-    if fails:
-        print(f"{len(fails)} failures; first: {fails[0]}")
-        sys.exit(1)
-    print("ok")
+    T.done()
 
 
 if __name__ == "__main__":
