@@ -86,24 +86,24 @@ def event(job):
     sox += (['pitch', f'{job["cents"]:g}', 'tempo', f'{job["tempo"]:g}',
              'equalizer', f'{job["eq_freq"]:g}', '1q', f'{job["eq_gain"]:g}'] + reverb_args(job['reverb']))
     x = run_pipe(None, sox, job['name'])
-    n = int(round(job['dur'] * RATE))
+    return cut_with_fades(x, job['dur']), 0, 0
+
+
+def cut_with_fades(x, dur):
+    """x cut (or zero-padded) to dur seconds, with 10 ms fades: no clicks at the cuts."""
+    n = int(round(dur * RATE))
     x = np.concatenate([x[:n], np.zeros(max(0, n - len(x)))])
-    ramp = np.linspace(0.0, 1.0, RATE // 100)  # 10 ms fades: no clicks at the cuts
+    ramp = np.linspace(0.0, 1.0, RATE // 100)
     x[:len(ramp)] *= ramp
     x[-len(ramp):] *= ramp[::-1]
-    return x, 0, 0
+    return x
 
 
 def synth(job):
     """A sound event synthesised by sox from nothing (plan.py's recipe), cut to its duration."""
     sox = ['sox', '-R', '-n'] + SOX_OUT + job['sox'] + reverb_args(job['reverb'])
     x = run_pipe(None, sox, job['name'])
-    n = int(round(job['dur'] * RATE))
-    x = np.concatenate([x[:n], np.zeros(max(0, n - len(x)))])
-    ramp = np.linspace(0.0, 1.0, RATE // 100)  # 10 ms fades: no clicks at the cuts
-    x[:len(ramp)] *= ramp
-    x[-len(ramp):] *= ramp[::-1]
-    return x, 0, 0
+    return cut_with_fades(x, job['dur']), 0, 0
 
 
 def coloured_noise(rng, n, colour):
