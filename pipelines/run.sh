@@ -25,7 +25,7 @@ else
   mkdir -p "$(dirname "$dir")"
   printf '%s\n' "$args" > "$dir.args.tmp" && mv "$dir.args.tmp" "$dir.args"
   echo "study: $name: started" >&2
-  cnn-train "$@" -o "$dir" -q 2>"$dir.log"
+  cnn-train "$@" --run-dir "$dir" -q 2>"$dir.log"
 fi
 awk -F'\t' -v n="$name" -v s=$(( $(date +%s) - start )) 'NR == 2 {
   printf "study: %s: %d epochs in %d s, best epoch %d, dev UAR %.2f%%, test UAR %.2f%%\n", n, $4, s, $1, 100 * $2, 100 * $3 }' \
