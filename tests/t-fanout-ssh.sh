@@ -181,7 +181,7 @@ waitfor "a run finished on host b" b_finished
 b_training() {   # a cnn-train under host b's sshd whose run has an epoch done: sets vrun (its run dir)
   local p
   for p in $(descendants "$pid_b" | awk '$2 == "cnn-train" { print $1 }'); do
-    vrun=$(tr '\0' '\n' < "/proc/$p/cmdline" | awk 'prev == "-o" || prev == "--resume" { print; exit } { prev = $0 }') \
+    vrun=$(tr '\0' '\n' < "/proc/$p/cmdline" | awk 'prev == "--run-dir" || prev == "-o" || prev == "--resume" { print; exit } { prev = $0 }') \
       || continue   # it ended since ps saw it
     [ -n "$vrun" ] && [ -e "study/$vrun/log.tsv" ] && [ "$(wc -l < "study/$vrun/log.tsv")" -ge 2 ] && return 0
   done
