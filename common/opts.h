@@ -109,6 +109,11 @@ typedef struct {
 	 .flags = OPT_KEEP},                                                                                      \
 	{"quiet", 'q', OPT_FLAG, offsetof(type, quiet), .help = "no progress at all (warnings still shown)",       \
 	 .flags = OPT_KEEP}
+/* --max-record, the stream reader's record limit (stream.h,
+ * st_max_record_env), the same wherever a program reads a stream. */
+#define OPT_MAX_RECORD(type)                                                                                  \
+	{"max-record", 0, OPT_SIZE, offsetof(type, max_record), .arg = "N",                                       \
+	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"}
 /* A letter that no longer means anything here, refused with a hint. */
 #define OPT_REFUSE(letter_, hint) {NULL, (letter_), OPT_FLAG, 0, .flags = OPT_HIDDEN | OPT_REFUSED, .must = (hint)}
 

@@ -47,8 +47,7 @@ static const opt_desc options_table[] = {
 	{"bits", 'b', OPT_INT, F(bits), .min = 1, .max = 64, .arg = "N",
 	 .help = "bits per sample (default 16 where the format has\nsizes; lossy formats such as ogg and mp3 take none)"},
 	{"verbose", 'v', OPT_FLAG, F(verbose), .help = "also pass on libsox's own messages"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
-	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

@@ -71,8 +71,7 @@ static const opt_desc options_table[] = {
 	{"zero-phase", 'z', OPT_FLAG, F(zero_phase),
 	 .help = "filter forward and backward (scipy's sosfiltfilt);\nitems must be longer than 3 (2 order + 1) samples"},
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the stream to FILE atomically (default stdout)"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
-	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

@@ -89,8 +89,7 @@ static const opt_desc options_table[] = {
 	 .help = "per split: class counts and percentages of arousal,\nvalence, dominance, and Pearson's r between them"},
 	{"json", 'j', OPT_FLAG, F(json), .help = "--stats as JSON", .flags = OPT_HIDE_LETTER},
 	{"verbose", 'v', OPT_FLAG, F(verbose), .help = "print what was kept and filtered on stderr"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
-	 .help = "stream record size limit (K/M/G suffix; default 256M)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

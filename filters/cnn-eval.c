@@ -56,7 +56,7 @@ static const opt_desc options_table[] = {
 	 .help = "score even when the stream's class names differ\nfrom the checkpoint's (labels are taken as the\ncheckpoint's class indices)"},
 	{"threads", 0, OPT_INT, F(threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N",
 	 .help = "threads; 0: the cores this process may use"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N", .help = "record size limit in bytes (K/M/G suffix)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

@@ -180,8 +180,7 @@ static const opt_desc options_table[] = {
 	 .help = "output the mel spectrogram itself, tensor 'mel'\n(default: (20/P) log10(max(mel, 1e-10)), 'logmel')"},
 	{"pad-short", 0, OPT_FLAG, F(pad_short),
 	 .help = "zero-pad items of nfft/2 samples or fewer to\nnfft/2 + 1 (default: such an item is an error)"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
-	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

@@ -384,8 +384,7 @@ static const opt_desc options_table[] = {
 	 .help = "JSON: --info one multi-line document, --list one\nobject per line"},
 	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
 	{"finite", 0, OPT_FLAG, F(finite), .help = "refuse NaN and infinite values in float tensors"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N",
-	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };

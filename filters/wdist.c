@@ -134,7 +134,7 @@ static const opt_desc options_table[] = {
 	{"json", 0, OPT_FLAG, F(json), .help = "one JSON object instead of TSV"},
 	OPT_REFUSE('j', "-j: not an option (JSON output is --json, long only)"),
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write to FILE atomically (default stdout)"},
-	{"max-record", 0, OPT_SIZE, F(max_record), .arg = "N", .help = "record size limit in bytes (K/M/G suffix)"},
+	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
 };
