@@ -253,7 +253,8 @@ static unsigned get16(const unsigned char *p, bool big)
 	return big ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
 }
 
-/* The same messages as check_plausible's, whichever of the two refuses. */
+/* The source rate and channel limits of audio.h, for the header check
+ * before libsox and check_plausible after it. */
 static int rate_plausible(double rate, unsigned channels, char *why, size_t len)
 {
 	if (channels == 0 || !(rate > 0)) {
@@ -392,13 +393,9 @@ static int check_file_header(const char *file, const char *path, char *err, size
 static int check_plausible(const sox_format_t *in, int rate, const char *path, char *err, size_t errlen)
 {
 	double src = in->signal.rate;
-	if (in->signal.channels == 0 || !(src > 0)) {
-		snprintf(err, errlen, "%s: no channels or no sample rate in the header", path);
-		return -1;
-	}
-	if (!(src >= AUDIO_MIN_SOURCE_RATE && src <= AUDIO_MAX_SOURCE_RATE)) {
-		snprintf(err, errlen, "%s: sample rate %.10g Hz outside [%.10g, %.10g]", path, src, AUDIO_MIN_SOURCE_RATE,
-		         AUDIO_MAX_SOURCE_RATE);
+	char why[160];
+	if (rate_plausible(src, in->signal.channels, why, sizeof why)) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
 	double ratio = rate > src ? rate / src : src / rate;
