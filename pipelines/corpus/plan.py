@@ -273,7 +273,7 @@ def conditions(rng, kind):
         c['level'] = f3(rng.uniform(-29, -27))
         c['pad'] = [f3(rng.uniform(0.15, 0.3)), f3(rng.uniform(0.15, 0.3))]
         return c
-    wild = kind == 'wild'  # the speaker-ID set: interviews, noisier
+    wild = kind == 'wild'  # the speaker-ID set: interviews (telephone-band low-pass in some)
     c['reverb'] = ([f3(rng.uniform(10, 75)), f3(rng.uniform(20, 80)), f3(rng.uniform(10, 100)),
                     100.0, f3(rng.uniform(0, 20)), f3(rng.uniform(-8, -2))]
                    if rng.random() < (0.15 if wild else 0.3) else None)
