@@ -110,9 +110,9 @@ def verdict(xs):
     return 'reproduced' if m > 0 else 'contradicted'
 
 
-def fmt_interval(xs, signed=False):
+def fmt_interval(xs, signed=False, digits=2):
     m, h = interval(xs)
-    f = '{:+.2f}' if signed else '{:.2f}'
+    f = f'{{:{"+" if signed else ""}.{digits}f}}'
     if h is None:
         return f.format(m)
     return f.format(m) + f' [{f.format(m - h)}, {f.format(m + h)}]'
@@ -257,8 +257,8 @@ def findings(a):
     sa = argparse.Namespace(**dict(vars(a), seeds=' '.join(sw_seeds)))
     rows = []
 
-    def row(claim, paper, xs):
-        rows.append(f'| {claim} | {paper} | {fmt_interval(xs, signed=True)} | {verdict(xs)} |')
+    def row(claim, paper, xs, digits=2):
+        rows.append(f'| {claim} | {paper} | {fmt_interval(xs, signed=True, digits=digits)} | {verdict(xs)} |')
 
     rnd = S['t1-random']
     base = baseline_uar(a)
@@ -290,11 +290,11 @@ def findings(a):
     row('Earlier layers adapt more (Fig 3a): cosine distance of the first − the last convolution layer, '
         'best checkpoint, mean over the five initialisations (all layers)', 'yes (Fig 3a, no number)',
         [sum(early_minus_late(os.path.join(a.dist, f's{s}', f't1-{i}-all.tsv')) for i in inits) / len(inits)
-         for s in seeds])
+         for s in seeds], digits=4)
     row('Earlier layers adapt more when fine-tuning clean → band-passed (Fig 3b): first − last '
         'convolution layer, mean over the widths', 'yes (Fig 3b, no number)',
         [sum(early_minus_late(os.path.join(a.dist, f's{s}', f'sw-ft-{w}.tsv')) for w in widths) / len(widths)
-         for s in sw_seeds])
+         for s in sw_seeds], digits=4)
     t = ['# Findings: the paper\'s claims, tested\n', settings(a),
          f'Each row is a claim that a difference is positive. Ours: the mean difference over the training seeds '
          f'{seeds} (sweep rows: {sw_seeds}), paired within each seed, with its 95 % t interval. Verdict: '

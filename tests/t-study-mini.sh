@@ -59,7 +59,9 @@ f = rows('findings.md')
 if len(f) != 2 + 1 + 1 + 5 + 5 + 4 or f[0] != ['claim', 'paper', 'ours [95 % interval]', 'verdict']:
     fail(f'findings.md: {len(f)} table lines, header {f[0]}')
 for r in f[2:]:
-    if not re.match(r'^[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]$', r[2]) or r[3] not in ('reproduced', 'contradicted', 'inconclusive'):
+    # UAR points and epochs with 2 decimals, cosine distances (the layer rows) with 4
+    d = r'\d\d\d\d' if r[0].startswith('Earlier layers') else r'\d\d'
+    if not re.match(rf'^[+-]\d+\.{d} \[[+-]\d+\.{d}, [+-]\d+\.{d}\]$', r[2]) or r[3] not in ('reproduced', 'contradicted', 'inconclusive'):
         fail(f'findings.md: row {r}')
 with open(os.path.join(out, 'baseline.tsv')) as fh:
     b = dict(zip(*[l.rstrip('\n').split('\t') for l in fh]))
