@@ -407,7 +407,7 @@ static void dump_line(const opt_desc *d, const void *src, FILE *f)
 		fprintf(f, "%s\t%s\t", d->name, types[d->type]);
 	else
 		fprintf(f, "-%c\t%s\t", d->letter, types[d->type]);
-	for (int k = 0, n = 0; k < 8; k++)
+	for (int k = 0, n = 0; k < (int)(sizeof flag_names / sizeof *flag_names); k++)
 		if (d->flags & (1u << k))
 			fprintf(f, "%s%s", n++ ? "," : "", flag_names[k]);
 	fprintf(f, "\t%.17g\t%.17g\t", d->min, d->max);
