@@ -314,7 +314,7 @@ static int step(train_run *r, const batch_bufs *b, char *err)
 	}
 	double t0 = cli_now(), loss = 0;
 	cnn14_zero_grad(r->model);
-	if (cnn14_forward(r->model, b->x, bs, r->crop_frames, CNN14_TRAIN, NULL) != CNN14_OK ||
+	if (cnn14_forward(r->model, b->x, bs, r->crop_frames, r->dropout ? CNN14_TRAIN : CNN14_TRAIN | CNN14_NO_DROPOUT, NULL) != CNN14_OK ||
 	    cnn14_backward(r->model, b->labels, r->class_weights, &loss) != CNN14_OK ||
 	    cnn14_step(r->model, &r->sgd) != CNN14_OK)
 		return fail(err, "%s", cnn14_error(r->model));

@@ -102,6 +102,7 @@ struct train_run {
 	const char *rundir;
 	int epochs, batch, crop_frames, eval_batch;
 	bool pad_short;
+	bool dropout;       /* false: training forward passes without dropout */
 	uint64_t seed;
 	double save_every;  /* seconds; 0: at epoch ends only */
 	cnn14 *model;

@@ -54,7 +54,7 @@ typedef struct {
 	const char *train, *dev, *test, *rundir, *init, *resume;
 	int epochs, batch, crop_frames, threads, eval_batch, width_div;
 	double lr, momentum, weight_decay, save_every;
-	bool nesterov, balance, new_head, freeze_bn_stats, pad_short, quiet, progress, dump_settings;
+	bool nesterov, balance, dropout, new_head, freeze_bn_stats, pad_short, quiet, progress, dump_settings;
 	int finetune; /* cnn14_finetune: the index in finetune_names */
 	uint64_t seed;
 } options;
@@ -94,6 +94,8 @@ static const opt_desc options_table[] = {
 	 .help = "L2 weight decay", .flags = SET},
 	{"batch", 0, OPT_INT, F(batch), .min = 1, .max = 4096, .def = "8", .arg = "N", .help = "batch size", .flags = SET},
 	{"no-balance", 0, OPT_UNSET, F(balance), .help = "plain NLL instead of inverse-class-frequency weights", .flags = SET},
+	{"no-dropout", 0, OPT_UNSET, F(dropout),
+	 .help = "no dropout (Cnn14 has 0.2 after each block, 0.5\nbefore and after fc1)", .flags = SET},
 	{"seed", 0, OPT_U64, F(seed), .min = 0, .max = (double)LONG_MAX, .def = "1", .arg = "N",
 	 .help = "initialisation, data order, crops, dropout", .flags = SET},
 	{"width-div", 0, OPT_INT, F(width_div), .min = 1, .max = 64, .def = "1", .arg = "N",
@@ -561,7 +563,7 @@ static void init_run(train_run *r, const options *o, ui *u, int argc, char **arg
 {
 	*r = (train_run){.prog = prog, .argc = argc, .argv = argv, .rundir = o->rundir, .epochs = o->epochs,
 	                 .batch = o->batch, .crop_frames = o->crop_frames, .eval_batch = o->eval_batch,
-	                 .pad_short = o->pad_short, .seed = o->seed, .save_every = o->save_every,
+	                 .pad_short = o->pad_short, .dropout = o->dropout, .seed = o->seed, .save_every = o->save_every,
 	                 .sgd = {o->lr, o->momentum, o->weight_decay, o->nesterov}, .stop = &stop_signal,
 	                 .hooks = {on_epoch_start, on_batch, on_epoch, u}};
 	bool tty = isatty(STDERR_FILENO);

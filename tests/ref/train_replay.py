@@ -109,15 +109,18 @@ def keep_mask(seed, counter, site, p, n):
     return (v >> np.uint64(40)) >= np.uint64(int(p * 16777216.0))
 
 
-def masked_model(state, seed, counter, dtype, R):
+def masked_model(state, seed, counter, dtype, R, dropout=True):
     """The reference network with cnn-train's dropout masks for training
-    forward number `counter` of the run, in training mode."""
+    forward number `counter` of the run (none with dropout False: cnn-train
+    --no-dropout), in training mode."""
     import torch
 
     class Masked(R.Cnn14):
         site = 0
 
         def _drop(self, x, p):
+            if not dropout:
+                return x
             self.site += 1
             keep = keep_mask(seed, counter, self.site, p, x.numel())
             if x.dim() == 4:  # the C layout is (channel, sample, time, mel)
@@ -134,12 +137,12 @@ def masked_model(state, seed, counter, dtype, R):
 
 
 def replay_step(state, buffers, batch_x, labels, weights, seed, counter, dtype, R, torch, nesterov=True,
-                lr=0.001, momentum=0.9, weight_decay=0.0):
+                lr=0.001, momentum=0.9, weight_decay=0.0, dropout=True):
     """One cnn-train training step in PyTorch: (loss, state dict, momentum
     buffers by parameter name, kink margin of the forward pass: how close
     float32 rounding comes to flipping a ReLU, see cnn14_ref.kink_margin)."""
     import torch.nn.functional as F
-    model = masked_model(state, seed, counter, dtype, R)
+    model = masked_model(state, seed, counter, dtype, R, dropout)
     x = torch.from_numpy(batch_x).to(dtype)
     margin = R.kink_margin(copy.deepcopy(model), x)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov,
