@@ -149,7 +149,7 @@ def run_classes(path):
 def settings(a):
     return (f'Embedded corpus size `{a.size}`, {a.epochs} epochs ({a.up_epochs} for the upstream models'
             f'{f", {a.vox_epochs} for the speaker model" if a.vox_epochs else ""}), '
-            f'Cnn14 with channels / {a.width_div}, '
+            f'Cnn14 with channels / {a.width_div}{"" if a.dropout == "yes" else " without dropout"}, '
             f'SGD lr 0.001, Nesterov 0.9, batch 8, class-balanced NLL; AudioSet role: {a.audioset}. '
             f'Test UAR % at the best validation epoch: the mean over the training seeds {a.seeds.split()} '
             f'[95 % t interval] (the median best epoch); chance is 33.33 %. '
@@ -419,6 +419,7 @@ def main():
         p.add_argument('--up-epochs', default='?')
         p.add_argument('--vox-epochs', default='')
         p.add_argument('--width-div', default='?')
+        p.add_argument('--dropout', default='yes', choices=('yes', 'no'))
         p.add_argument('--widths', default='20 40 60 80 100 200 300 400')
         p.add_argument('--audioset', default='the events stand-in model')
         if c == 'findings':
