@@ -8,6 +8,8 @@
 
 #include "cli.h"
 #include "iir.h"
+#include "nn_pool.h"
+#include "omap.h"
 #include "opts.h"
 #include "stream.h"
 #include "wave_check.h"
@@ -32,11 +34,13 @@ static const char epilog[] =
 	"\n"
 	"Examples:\n"
 	"  audio-read *.wav | bandpass --width 100 | melspec > feats.msgpack\n"
-	"  bandpass --low 300 --high 3400 --zero-phase clean.msgpack -o phone.msgpack\n";
+	"  bandpass --low 300 --high 3400 --zero-phase clean.msgpack -o phone.msgpack\n"
+	"  bandpass --threads 1 --width 20 clean.msgpack > narrow.msgpack\n";
 
 /* The filter, shaped like a SoX effect: options, then start (once the
  * input header is known), flow (per item) and stop.  Items are filtered
- * independently, so there is nothing to drain. */
+ * independently, so there is nothing to drain, and the workers of omap.h
+ * filter several at once, each with its own copy of the sections. */
 typedef struct {
 	double center, width, low, high;
 	bool by_width;          /* band given as --center/--width */
@@ -44,12 +48,19 @@ typedef struct {
 	bool zero_phase;
 	double rate;
 	size_t padlen;          /* --zero-phase's odd extension at each end */
-	iir_sos *filter;
+	double sos[6 * IIR_MAX_ORDER];
+	const char *in_name;    /* the input's name, for messages */
 } bandpass;
+
+/* One worker's state (omap.h): the sections with their own delay line. */
+typedef struct {
+	const bandpass *bp;
+	iir_sos *filter;
+} worker;
 
 typedef struct {
 	double center, width, low, high;
-	int order;
+	int order, threads;
 	bool zero_phase, progress, quiet;
 	const char *output;
 	size_t max_record;
@@ -71,6 +82,8 @@ static const opt_desc options_table[] = {
 	{"zero-phase", 'z', OPT_FLAG, F(zero_phase),
 	 .help = "filter forward and backward (scipy's sosfiltfilt);\nitems must be longer than 3 (2 order + 1) samples"},
 	{"output", 'o', OPT_STRING, F(output), .arg = "FILE", .help = "write the stream to FILE atomically (default stdout)"},
+	{"threads", 0, OPT_INT, F(threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N",
+	 .help = "worker threads, each filtering whole items;\n0: the cores this process may use;\noutput bytes do not depend on it"},
 	OPT_MAX_RECORD(options),
 	OPT_PROGRESS_QUIET(options),
 	OPT_END,
@@ -98,13 +111,11 @@ static void bp_start(bandpass *bp, const st_reader *r, sv *header)
 		cli_die(prog, EXIT_RUNTIME,
 		        "%s: band %g to %g Hz: the high edge must be below the Nyquist frequency, %g Hz at the stream's sample_rate %g",
 		        name, bp->low, bp->high, bp->rate / 2, bp->rate);
-	double sos[6 * IIR_MAX_ORDER];
 	char err[256];
-	if (iir_butter_bandpass((int)bp->order, bp->low, bp->high, bp->rate, sos, err, sizeof err))
+	if (iir_butter_bandpass((int)bp->order, bp->low, bp->high, bp->rate, bp->sos, err, sizeof err))
 		cli_usage_error(prog, "%s", err);
-	bp->padlen = iir_sos_padlen(sos, (int)bp->order);
-	if (!(bp->filter = iir_sos_new(sos, (int)bp->order)))
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	bp->padlen = iir_sos_padlen(bp->sos, (int)bp->order);
+	bp->in_name = name;
 
 	sv *out = st_header_params(header), *p = sv_map();
 	int rc = !p || sv_set(p, "low", sv_float(bp->low)) || sv_set(p, "high", sv_float(bp->high)) ||
@@ -119,8 +130,8 @@ static void bp_start(bandpass *bp, const st_reader *r, sv *header)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 }
 
-/* Filters one item's wave in place.  NULL, or what is wrong with the item. */
-static const char *bp_flow(bandpass *bp, st_item *it, char *why, size_t len)
+/* Filters one item's wave in place with filter.  NULL, or what is wrong with the item. */
+static const char *bp_flow(const bandpass *bp, iir_sos *filter, st_item *it, char *why, size_t len)
 {
 	st_tensor *t = st_item_tensor(it, "wave");
 	if (!t)
@@ -138,11 +149,11 @@ static const char *bp_flow(bandpass *bp, st_item *it, char *why, size_t len)
 	if (wave_check_samples(x, n, why, len))
 		return why;
 	if (!bp->zero_phase) {
-		iir_sos_reset(bp->filter);
-		iir_sos_run_f32(bp->filter, x, x, n);
+		iir_sos_reset(filter);
+		iir_sos_run_f32(filter, x, x, n);
 		return NULL;
 	}
-	int rc = iir_sos_filtfilt_f32(bp->filter, x, x, n);
+	int rc = iir_sos_filtfilt_f32(filter, x, x, n);
 	if (rc == -1)
 		return "out of memory";
 	if (rc == -2) {
@@ -152,10 +163,40 @@ static const char *bp_flow(bandpass *bp, st_item *it, char *why, size_t len)
 	return NULL;
 }
 
-static void bp_stop(bandpass *bp)
+/* bp_flow as an omap_fn; the message names the item as the input counts it. */
+static int bp_flow_item(void *ctx, st_item *it, uint64_t seq, char *msg)
 {
-	iir_sos_free(bp->filter);
-	bp->filter = NULL;
+	worker *wk = ctx;
+	char why[256];
+	const char *bad = bp_flow(wk->bp, wk->filter, it, why, sizeof why);
+	if (!bad)
+		return 0;
+	snprintf(msg, OMAP_MSGLEN, "%s: item %llu (%s): %s", wk->bp->in_name, (unsigned long long)seq + 1, it->key, bad);
+	return -1;
+}
+
+/* n workers over bp, each with its own sections; the pointers to them in *ctx. */
+static worker *bp_workers(const bandpass *bp, int n, void ***ctx)
+{
+	worker *wk = calloc((size_t)n, sizeof *wk);
+	*ctx = malloc((size_t)n * sizeof **ctx);
+	if (!wk || !*ctx)
+		cli_die(prog, EXIT_RUNTIME, "out of memory");
+	for (int i = 0; i < n; i++) {
+		wk[i].bp = bp;
+		if (!(wk[i].filter = iir_sos_new(bp->sos, (int)bp->order)))
+			cli_die(prog, EXIT_RUNTIME, "out of memory");
+		(*ctx)[i] = &wk[i];
+	}
+	return wk;
+}
+
+static void bp_stop(worker *wk, int n, void **ctx)
+{
+	for (int i = 0; i < n; i++)
+		iir_sos_free(wk[i].filter);
+	free(wk);
+	free(ctx);
 }
 
 /* The band from the options: --center/--width or --low/--high; returns the input's name. */
@@ -189,6 +230,8 @@ static const char *parse_args(int argc, char **argv, options *o, bandpass *bp)
 	}
 	if (argc - first > 1)
 		cli_usage_error(prog, "one input stream at most (join several with stream-cat)");
+	if (o->threads == 0)
+		o->threads = nn_cpu_count();
 	return first < argc ? argv[first] : "-";
 }
 
@@ -203,7 +246,10 @@ int main(int argc, char **argv)
 	/* static: the errors found in bp_start and per item exit from inside, and
 	 * what the reader holds stays reachable then (LeakSanitizer) */
 	static st_reader *r;
-	r = st_reader_open(input, o.max_record, ST_READ_FINITE, err);
+	/* no ST_READ_FINITE: the workers' wave_check_samples is the one scan of
+	 * the samples, with the reader's words for NaN/Inf (as in melspec); other
+	 * tensors pass through unread */
+	r = st_reader_open(input, o.max_record, 0, err);
 	if (!r)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	sv *header = st_header_derive(st_reader_header(r), prog, argc, argv);
@@ -214,38 +260,22 @@ int main(int argc, char **argv)
 	if (!w)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 
+	void **ctx;
+	worker *wk = bp_workers(&bp, o.threads, &ctx);
 	cli_progress pr;
 	cli_progress_init(&pr, prog, o.progress, o.quiet);
-	st_item it;
-	if (st_item_init(&it))
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	int rc;
-	char why[256];
-	while ((rc = st_reader_next(r, &it)) == ST_OK) {
-		const char *bad = bp_flow(&bp, &it, why, sizeof why);
-		if (bad) {
-			st_writer_abort(w);
-			cli_die(prog, EXIT_RUNTIME, "%s: item %llu (%s): %s", st_reader_name(r),
-			        (unsigned long long)st_reader_items(r), it.key, bad);
-		}
-		if (st_writer_put(w, &it)) {
-			snprintf(err, sizeof err, "%s", st_writer_error(w));
-			st_writer_abort(w);
-			cli_die(prog, EXIT_RUNTIME, "%s", err);
-		}
-		cli_progress_update(&pr, st_reader_items(r), 0, "items");
-	}
-	if (rc != ST_END) {
+	char msg[OMAP_MSGLEN];
+	if (omap_run(r, w, o.threads, bp_flow_item, ctx, &pr, msg)) {
 		st_writer_abort(w);
-		cli_die(prog, EXIT_RUNTIME, "%s", st_reader_error(r));
+		cli_die(prog, EXIT_RUNTIME, "%s", msg);
 	}
-	cli_progress_done(&pr, st_reader_items(r), "items");
+	uint64_t items = st_writer_items(w);
 	if (st_writer_close(w, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	st_item_free(&it);
+	cli_progress_done(&pr, items, "items");
 	st_reader_close(r);
 	sv_free(header);
-	bp_stop(&bp);
+	bp_stop(wk, o.threads, ctx);
 	cli_close_stdout(prog);
 	return 0;
 }
