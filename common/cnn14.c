@@ -417,16 +417,21 @@ static void keep_max(size_t *a, size_t b)
 }
 
 /* Whether a whole-batch convolution keeps its forward im2col matrix for the
- * backward pass rather than rebuilding it there.  Keeping saves one memory
- * pass per layer, which matters only where the layer is small; a large one
- * would hold 9x its input until the backward pass (at full width, batch 8 x
- * 300 frames, blocks 4-6 held 113 MB, 7 % of the training step's peak RSS). */
+ * backward pass rather than rebuilding it there.  Rebuilding is one memory
+ * pass over 9 x cin x P floats against the 9 x cin x P x cout multiply-adds
+ * of the layer's GEMMs, so it is worth avoiding only for few output channels;
+ * wide layers rebuild it and free the memory (at full width, batch 8 x 300
+ * frames, blocks 4-6 held 113 MB of these, 7 % of the training step's peak
+ * RSS), and no kept matrix may exceed the cap. */
+#ifndef CNN14_KEEP_IM2COL_MAX_COUT
+#define CNN14_KEEP_IM2COL_MAX_COUT 256
+#endif
 #ifndef CNN14_KEEP_IM2COL_MAX
 #define CNN14_KEEP_IM2COL_MAX ((size_t)4 << 20) /* floats: 16 MB */
 #endif
 static bool keep_im2col(const nn_conv *cv)
 {
-	return cv->strategy == NN_CONV_WHOLE_BATCH &&
+	return cv->strategy == NN_CONV_WHOLE_BATCH && cv->cout <= CNN14_KEEP_IM2COL_MAX_COUT &&
 	       9 * (size_t)cv->cin * (size_t)cv->n * (size_t)cv->h * (size_t)cv->w <= CNN14_KEEP_IM2COL_MAX;
 }
 
