@@ -85,6 +85,9 @@ $(BUILD)/obj/%.o: %.c $(wildcard common/*.h tests/*.h) $(BUILD)/flags | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(CC) $(SER_CFLAGS) -c -o $@ $<
 
+# t-nn-grad builds the layer kernels again in double by including their sources
+$(BUILD)/obj/tests/t-nn-grad.o: common/nn_layers.c common/nn_conv.c
+
 $(BUILD)/libsertools.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^

@@ -408,7 +408,7 @@ void cnn14_plan_free(cnn14 *m)
 /* The largest scratch any layer of a plan needs. */
 typedef struct {
 	nn_conv_sizes ws;
-	size_t scratch;
+	size_t scratch, positions; /* c x n*h*w; n*h*w */
 } plan_max;
 
 static void keep_max(size_t *a, size_t b)
@@ -475,6 +475,7 @@ static bool plan_block(cnn14 *m, int b, int n, int h, int w, int cin, plan_max *
 		keep_max(&mx->ws.full, s.full);
 	}
 	keep_max(&mx->scratch, (size_t)c * bp->p);
+	keep_max(&mx->positions, bp->p);
 	return ok;
 }
 
@@ -492,8 +493,8 @@ static bool plan_rest(cnn14 *m, size_t n, const plan_max *mx)
 	ALLOC(pl->hd, n * c6);
 	ALLOC(pl->logits, n * (size_t)m->classes);
 	if (train) {
-		ALLOC(pl->s1, mx->scratch);
 		ALLOC(pl->s2, mx->scratch);
+		ALLOC(pl->gtmp, (size_t)m->threads * mx->positions);
 		ALLOC(pl->mask_feat, n * c6);
 		ALLOC(pl->mask_h, n * c6);
 		ALLOC(pl->dlogits, n * (size_t)m->classes);
@@ -521,7 +522,7 @@ static int plan(cnn14 *m, int batch, int frames, bool train)
 	pl->frames = frames;
 	pl->train = train;
 	int h = frames, w = CNN14_N_MELS, cin = 1;
-	plan_max mx = {{0, 0, 0, 0}, 0};
+	plan_max mx = {{0, 0, 0, 0}, 0, 0};
 	bool ok = true;
 	ALLOC(pl->xin, (size_t)batch * (size_t)frames * CNN14_N_MELS);
 	for (int b = 0; ok && b < CNN14_BLOCKS; b++) {
@@ -701,10 +702,11 @@ static int pair_acc(cnn14 *m, int i, int j)
 static void bn_backward(cnn14 *m, const bn_ref *bn, const block_plan *bp, int k, const float *bnf,
                         const float *z, const float *dy, float *dz)
 {
+	/* dz may be z: the gradient overwrites the pre-BN activation in place */
 	const int c = bn->c;
 	int acc = pair_acc(m, bn->w, bn->b);
 	nn_bn_relu_backward(m->pool, c, m->plan.batch, bp->h, bp->w, k, z, bnf, bnf + c, cnn14_pdata(m, bn->w),
-	                      bnf + 2 * c, bnf + 3 * c, dy, m->plan.batch_stats, dz, cnn14_pgrad(m, bn->w),
+	                      bnf + 2 * c, bnf + 3 * c, dy, m->plan.batch_stats, m->plan.gtmp, dz, cnn14_pgrad(m, bn->w),
 	                      cnn14_pgrad(m, bn->b), acc);
 }
 
@@ -747,15 +749,18 @@ int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, doub
 		const int c = m->ch[b];
 		if (pl->dropout)
 			nn_dropout_apply((size_t)c * bp->pout, pl->s2, bp->mask, (float)(1 / (1 - CNN14_DROP_BLOCK)));
-		bn_backward(m, &br->bn2, bp, bp->k, bp->bnf + 4 * c, bp->z2, pl->s2, pl->s1);
+		/* the gradients w.r.t. z2 and z1 replace them (one buffer of the
+		 * largest block's size less); s2 carries the rest */
+		bn_backward(m, &br->bn2, bp, bp->k, bp->bnf + 4 * c, bp->z2, pl->s2, bp->z2);
 		acc = grad_acc(m, br->conv2);
-		nn_conv_backward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), pl->s1,
+		nn_conv_backward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), bp->z2,
 		                   cnn14_pgrad(m, br->conv2), acc, pl->s2, bp->keep2);
-		bn_backward(m, &br->bn1, bp, 1, bp->bnf, bp->z1, pl->s2, pl->s1);
+		bn_backward(m, &br->bn1, bp, 1, bp->bnf, bp->z1, pl->s2, bp->z1);
 		acc = grad_acc(m, br->conv1);
-		nn_conv_backward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), pl->s1,
+		nn_conv_backward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), bp->z1,
 		                   cnn14_pgrad(m, br->conv1), acc, pl->s2, bp->keep1);
 	}
+	m->have_forward = false; /* z1 and z2 are gone: another backward needs another forward */
 	/* bn0: only its own parameters need gradients */
 	acc = pair_acc(m, m->bn0.w, m->bn0.b);
 	nn_colbn_backward(n * (size_t)pl->frames, CNN14_N_MELS, pl->xin, pl->bn0f, pl->bn0f + CNN14_N_MELS,

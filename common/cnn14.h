@@ -165,7 +165,9 @@ enum {
 int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode, float *logp);
 /* After a training forward: the class-weighted NLL of labels (class_weights
  * NULL: all 1) into *loss (may be NULL), and its gradients added to the
- * trainable parameters' gradients (PyTorch accumulation semantics). */
+ * trainable parameters' gradients (PyTorch accumulation semantics).  When
+ * it reaches the convolutions it uses up the forward's saved activations:
+ * a second backward needs a second training forward (CNN14_ERR_STATE). */
 int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, double *loss);
 void cnn14_zero_grad(cnn14 *m);
 

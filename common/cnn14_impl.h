@@ -54,7 +54,9 @@ typedef struct {
 	float *feat, *h1, *hd, *logits;
 	int *argmax;
 	uint8_t *mask_feat, *mask_h;
-	float *s1, *s2, *dlogits, *dh, *dfeat;
+	float *s2;               /* the gradient flowing down between layers */
+	float *gtmp;             /* BN backward's per-thread channel scratch */
+	float *dlogits, *dh, *dfeat;
 	nn_conv_ws ws;
 	void **allocs;           /* every buffer above, freed together */
 	size_t nallocs, cap;

@@ -45,7 +45,7 @@ typedef struct {
 	double *dmean, *dvar;
 	const uint8_t *mask;
 	nn_real keep_scale;
-	nn_real *out, *dz, *dgamma, *dbeta;
+	nn_real *out, *gtmp, *dz, *dgamma, *dbeta;
 	int batch_stats, acc;
 } bn_ctx;
 
@@ -169,7 +169,7 @@ SER_KERNEL static void bn_relu_backward_task(void *arg, int tid, int nth)
 	for (size_t ch = lo; ch < hi; ch++) {
 		const nn_real s = b->scale[ch], t = b->shift[ch], m = b->mean[ch], is = b->invstd[ch];
 		const nn_real *zc = b->z + ch * pin, *dyc = b->dy + ch * pout;
-		nn_real *g = b->dz + ch * pin;
+		nn_real *dzc = b->dz + ch * pin, *g = b->gtmp ? b->gtmp + (size_t)tid * pin : dzc;
 		/* g = upstream gradient (un-pooled) where the ReLU passed it, into dz */
 		if (b->k == 1) {
 			for (size_t i = 0; i < pin; i++)
@@ -206,19 +206,20 @@ SER_KERNEL static void bn_relu_backward_task(void *arg, int tid, int nth)
 			c0 = -kk * (sg / (double)pin);
 		}
 		const nn_real fk = (nn_real)kk, f1 = (nn_real)c1, f0 = (nn_real)c0;
-		for (size_t i = 0; i < pin; i++)
-			g[i] = fk * g[i] + f1 * (zc[i] - m) + f0;
+		for (size_t i = 0; i < pin; i++) /* zc may be dzc: element i is read before it is written */
+			dzc[i] = fk * g[i] + f1 * (zc[i] - m) + f0;
 	}
 }
 
 void nn_bn_relu_backward(nn_pool *pool, int c, int n, int h, int w, int k, const nn_real *z,
                                 const nn_real *mean, const nn_real *invstd, const nn_real *gamma,
                                 const nn_real *scale, const nn_real *shift, const nn_real *dy,
-                                int batch_stats, nn_real *dz, nn_real *dgamma, nn_real *dbeta, int acc)
+                                int batch_stats, nn_real *gtmp, nn_real *dz, nn_real *dgamma, nn_real *dbeta,
+                                int acc)
 {
 	bn_ctx b = {.c = c, .n = n, .h = h, .w = w, .k = k, .z = z, .mean = mean, .invstd = invstd,
 	            .gamma = gamma, .scale = scale, .shift = shift, .dy = dy, .batch_stats = batch_stats,
-	            .dz = dz, .dgamma = dgamma, .dbeta = dbeta, .acc = acc};
+	            .gtmp = gtmp, .dz = dz, .dgamma = dgamma, .dbeta = dbeta, .acc = acc};
 	nn_pool_run(pool, bn_relu_backward_task, &b);
 }
 

@@ -59,11 +59,15 @@ void nn_affine_relu_pool(nn_pool *pool, int c, int n, int h, int w, int k, const
  * dy is the gradient of the (pooled) output; g = dy_up * [scale*z+shift > 0];
  * dgamma (+)= sum g*xhat, dbeta (+)= sum g with xhat = (z-mean)*invstd;
  * dz = gamma*invstd*(g - mean(g) - xhat*mean(g*xhat)) when batch_stats
- * (training-mode BN), else gamma*invstd*g.  dz is required (g is formed in it). */
+ * (training-mode BN), else gamma*invstd*g.  g is formed in gtmp, one
+ * channel (n*h*w values) per pool thread, and dz may then be z itself (the
+ * gradient replaces the activation it no longer needs); gtmp NULL: g is
+ * formed in dz, which must not overlap z.  The same results either way. */
 void nn_bn_relu_backward(nn_pool *pool, int c, int n, int h, int w, int k, const nn_real *z,
                                 const nn_real *mean, const nn_real *invstd, const nn_real *gamma,
                                 const nn_real *scale, const nn_real *shift, const nn_real *dy,
-                                int batch_stats, nn_real *dz, nn_real *dgamma, nn_real *dbeta, int acc);
+                                int batch_stats, nn_real *gtmp, nn_real *dz, nn_real *dgamma, nn_real *dbeta,
+                                int acc);
 
 /* In place: x[i] = mask[i] ? x[i]*keep_scale : 0. */
 void nn_dropout_apply(size_t n, nn_real *x, const uint8_t *mask, nn_real keep_scale);
