@@ -39,10 +39,11 @@
  *
  * Speed: convolutions are im2col + sgemm, over chunks of about 1024
  * positions for the large early layers and over the whole batch for the
- * small late ones (keeping the im2col matrix for the backward pass); the
- * first layer (one input channel) is computed directly.  ReLU, pooling
- * and dropout are fused with the BatchNorm affine into one pass after the
- * statistics; the backward of all four takes two passes.
+ * small late ones (those of at most 256 output channels keep the im2col
+ * matrix for the backward pass); the first layer (one input channel) is
+ * computed directly.  ReLU, pooling and dropout are fused with the
+ * BatchNorm affine into one pass after the statistics; the backward of all
+ * four takes two passes and writes its gradient over the saved input.
  *
  * Memory for a batch shape is planned at the first forward pass with that
  * shape (batch, frames, training or not) and kept; a new shape replans.
