@@ -170,7 +170,8 @@ SER_KERNEL static void bn_relu_backward_task(void *arg, int tid, int nth)
 		const nn_real s = b->scale[ch], t = b->shift[ch], m = b->mean[ch], is = b->invstd[ch];
 		const nn_real *zc = b->z + ch * pin, *dyc = b->dy + ch * pout;
 		nn_real *dzc = b->dz + ch * pin, *g = b->gtmp ? b->gtmp + (size_t)tid * pin : dzc;
-		/* g = upstream gradient (un-pooled) where the ReLU passed it, into dz */
+		/* g = upstream gradient (un-pooled) where the ReLU passed it, into
+		 * this thread's scratch (or into dz when there is none) */
 		if (b->k == 1) {
 			for (size_t i = 0; i < pin; i++)
 				g[i] = s * zc[i] + t > 0 ? dyc[i] : 0;

@@ -243,8 +243,8 @@ int main(int argc, char **argv)
 	cli_stdout_init();
 
 	char err[ST_ERRLEN];
-	/* static: the errors found in bp_start and per item exit from inside, and
-	 * what the reader holds stays reachable then (LeakSanitizer) */
+	/* static: the errors found in bp_start and bp_workers exit from inside,
+	 * and what the reader holds stays reachable then (LeakSanitizer) */
 	static st_reader *r;
 	/* no ST_READ_FINITE: the workers' wave_check_samples is the one scan of
 	 * the samples, with the reader's words for NaN/Inf (as in melspec); other

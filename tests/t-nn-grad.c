@@ -272,7 +272,8 @@ static void check_bn(int train, int k, bool dropout)
 		memcpy(zi, b.z, np * sizeof *zi);
 		nn_bn_relu_backward_d(pool, b.c, b.n, b.h, b.w, k, zi, b.mean, b.invstd, b.gamma, b.scale, b.shift, dy,
 		                      train, gt, zi, dg2, db2, 0);
-		if (memcmp(zi, dz, np * sizeof *zi) != 0 || memcmp(dg2, dg, (size_t)b.c * sizeof *dg) != 0) {
+		if (memcmp(zi, dz, np * sizeof *zi) != 0 || memcmp(dg2, dg, (size_t)b.c * sizeof *dg) != 0 ||
+		    memcmp(db2, db, (size_t)b.c * sizeof *db) != 0) {
 			printf("FAIL: bn+relu+pool%d backward in place differs from the out-of-place one\n", k);
 			failures++;
 		}
