@@ -47,6 +47,10 @@
  *
  * Memory for a batch shape is planned at the first forward pass with that
  * shape (batch, frames, training or not) and kept; a new shape replans.
+ * An inference-only model touches no gradient memory (gradients start
+ * logically zero and are cleared when first read) and keeps no activation
+ * for a backward pass: at full width a forward of 8 x 300 frames peaks at
+ * 537 MB resident instead of 937 MB (the weights alone are 319 MB).
  *
  * Errors: functions return CNN14_OK (0) or a negative cnn14_status;
  * cnn14_error(model) gives the detailed message (e.g. which tensor of a
