@@ -238,6 +238,7 @@ void cnn14_free(cnn14 *m)
 	free(m->grad);
 	free(m->mom);
 	free(m->buf);
+	free(m->gscratch);
 	if (m->class_names)
 		for (int k = 0; k < m->classes; k++)
 			free(m->class_names[k]);
@@ -697,17 +698,27 @@ int cnn14_embedding(cnn14 *m, float *out)
 
 /* ---- backward ---- */
 
-/* acc flag for a parameter's gradient: 0 when it is logically zero. */
-static int grad_acc(cnn14 *m, int i)
+/* Where the gradient of parameter i (with its partner j, or -1: the two
+ * are written by one kernel) goes: its place in the gradient array, or
+ * under cnn14_backward_step the scratch, i first, j after it. */
+static float *grad_out(cnn14 *m, int i, int j, bool second)
 {
-	int acc = !m->t[i].grad_zero;
-	m->t[i].grad_zero = false;
-	return acc;
+	if (!m->fused)
+		return cnn14_pgrad(m, second ? j : i);
+	return second ? m->gscratch + m->t[i].numel : m->gscratch;
 }
 
-/* The same for two gradients written by one kernel with one flag. */
-static int pair_acc(cnn14 *m, int i, int j)
+/* acc flag for the gradients of i (and j, or -1) written by one kernel: 0
+ * when they are logically zero, and always under cnn14_backward_step. */
+static int grad_acc(cnn14 *m, int i, int j)
 {
+	if (m->fused)
+		return 0;
+	if (j < 0) {
+		int acc = !m->t[i].grad_zero;
+		m->t[i].grad_zero = false;
+		return acc;
+	}
 	if (m->t[i].grad_zero && m->t[j].grad_zero) {
 		m->t[i].grad_zero = m->t[j].grad_zero = false;
 		return 0;
@@ -717,15 +728,29 @@ static int pair_acc(cnn14 *m, int i, int j)
 	return 1;
 }
 
+static void step_tensors(cnn14 *m, const cnn14_sgd *opt, const int *idx, float *const *grads, int n);
+
+/* Under cnn14_backward_step: the step of i (and j) from the scratch, now
+ * that their gradients are final and the layer no longer needs them. */
+static void grad_done(cnn14 *m, int i, int j)
+{
+	if (!m->fused)
+		return;
+	int idx[2] = {i, j};
+	float *g[2] = {grad_out(m, i, j, false), grad_out(m, i, j, true)};
+	step_tensors(m, m->fused, idx, g, j < 0 ? 1 : 2);
+}
+
 static void bn_backward(cnn14 *m, const bn_ref *bn, const block_plan *bp, int k, const float *bnf,
                         const float *z, const float *dy, float *dz)
 {
 	/* dz may be z: the gradient overwrites the pre-BN activation in place */
 	const int c = bn->c;
-	int acc = pair_acc(m, bn->w, bn->b);
+	int acc = grad_acc(m, bn->w, bn->b);
 	nn_bn_relu_backward(m->pool, c, m->plan.batch, bp->h, bp->w, k, z, bnf, bnf + c, cnn14_pdata(m, bn->w),
-	                      bnf + 2 * c, bnf + 3 * c, dy, m->plan.batch_stats, m->plan.gtmp, dz, cnn14_pgrad(m, bn->w),
-	                      cnn14_pgrad(m, bn->b), acc);
+	                      bnf + 2 * c, bnf + 3 * c, dy, m->plan.batch_stats, m->plan.gtmp, dz,
+	                      grad_out(m, bn->w, bn->b, false), grad_out(m, bn->w, bn->b, true), acc);
+	grad_done(m, bn->w, bn->b);
 }
 
 int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, double *loss)
@@ -743,18 +768,21 @@ int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, doub
 	if (loss)
 		*loss = l;
 	const float half = (float)(1 / (1 - CNN14_DROP_HEAD));
-	int acc = pair_acc(m, m->fc_w, m->fc_b);
-	nn_linear_backward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), pl->dlogits, cnn14_pgrad(m, m->fc_w),
-	                     cnn14_pgrad(m, m->fc_b), acc, pl->dh);
+	int acc = grad_acc(m, m->fc_w, m->fc_b);
+	nn_linear_backward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), pl->dlogits,
+	                     grad_out(m, m->fc_w, m->fc_b, false), grad_out(m, m->fc_w, m->fc_b, true), acc, pl->dh);
+	grad_done(m, m->fc_w, m->fc_b);
 	if (pl->dropout)
 		nn_dropout_apply(n * (size_t)c6, pl->dh, pl->mask_h, half);
 	for (size_t i = 0; i < n * (size_t)c6; i++)
 		if (!(pl->h1[i] > 0))
 			pl->dh[i] = 0;
 	const bool body = m->finetune == CNN14_FINETUNE_ALL;
-	acc = pair_acc(m, m->fc1_w, m->fc1_b);
-	nn_linear_backward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), pl->dh, cnn14_pgrad(m, m->fc1_w),
-	                     cnn14_pgrad(m, m->fc1_b), acc, body ? pl->dfeat : NULL);
+	acc = grad_acc(m, m->fc1_w, m->fc1_b);
+	nn_linear_backward(batch, c6, c6, pl->feat, cnn14_pdata(m, m->fc1_w), pl->dh,
+	                     grad_out(m, m->fc1_w, m->fc1_b, false), grad_out(m, m->fc1_w, m->fc1_b, true), acc,
+	                     body ? pl->dfeat : NULL);
+	grad_done(m, m->fc1_w, m->fc1_b);
 	if (!body)
 		return CNN14_OK;
 	if (pl->dropout)
@@ -770,20 +798,23 @@ int cnn14_backward(cnn14 *m, const int *labels, const float *class_weights, doub
 		/* the gradients w.r.t. z2 and z1 replace them (one buffer of the
 		 * largest block's size less); s2 carries the rest */
 		bn_backward(m, &br->bn2, bp, bp->k, bp->bnf + 4 * c, bp->z2, pl->s2, bp->z2);
-		acc = grad_acc(m, br->conv2);
+		acc = grad_acc(m, br->conv2, -1);
 		nn_conv_backward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), bp->z2,
-		                   cnn14_pgrad(m, br->conv2), acc, pl->s2, bp->keep2);
+		                   grad_out(m, br->conv2, -1, false), acc, pl->s2, bp->keep2);
+		grad_done(m, br->conv2, -1);
 		bn_backward(m, &br->bn1, bp, 1, bp->bnf, bp->z1, pl->s2, bp->z1);
-		acc = grad_acc(m, br->conv1);
+		acc = grad_acc(m, br->conv1, -1);
 		nn_conv_backward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), bp->z1,
-		                   cnn14_pgrad(m, br->conv1), acc, pl->s2, bp->keep1);
+		                   grad_out(m, br->conv1, -1, false), acc, pl->s2, bp->keep1);
+		grad_done(m, br->conv1, -1);
 	}
 	m->have_forward = false; /* z1 and z2 are gone: another backward needs another forward */
 	/* bn0: only its own parameters need gradients */
-	acc = pair_acc(m, m->bn0.w, m->bn0.b);
+	acc = grad_acc(m, m->bn0.w, m->bn0.b);
 	nn_colbn_backward(n * (size_t)pl->frames, CNN14_N_MELS, pl->xin, pl->bn0f, pl->bn0f + CNN14_N_MELS,
-	                    cnn14_pdata(m, m->bn0.w), pl->s2, pl->batch_stats, NULL, cnn14_pgrad(m, m->bn0.w),
-	                    cnn14_pgrad(m, m->bn0.b), acc);
+	                    cnn14_pdata(m, m->bn0.w), pl->s2, pl->batch_stats, NULL,
+	                    grad_out(m, m->bn0.w, m->bn0.b, false), grad_out(m, m->bn0.w, m->bn0.b, true), acc);
+	grad_done(m, m->bn0.w, m->bn0.b);
 	return CNN14_OK;
 }
 
@@ -799,6 +830,9 @@ void cnn14_zero_grad(cnn14 *m)
 typedef struct {
 	cnn14 *m;
 	const cnn14_sgd *opt;
+	const int *idx;       /* the parameters to update */
+	float *const *grads;  /* and their gradients */
+	int n;
 } step_ctx;
 
 SER_KERNEL static void step_task(void *arg, int tid, int nth)
@@ -807,11 +841,10 @@ SER_KERNEL static void step_task(void *arg, int tid, int nth)
 	cnn14 *m = s->m;
 	const float lr = (float)s->opt->lr, mom = (float)s->opt->momentum, wd = (float)s->opt->weight_decay;
 	const bool nesterov = s->opt->nesterov;
-	for (size_t i = 0; i < m->ntensors; i++) {
-		if (!trainable(m, (int)i))
-			continue;
-		ctensor *t = &m->t[i];
-		float *p = m->param + t->off, *g = m->grad + t->off, *buf = m->mom + t->off;
+	for (int k = 0; k < s->n; k++) {
+		ctensor *t = &m->t[s->idx[k]];
+		float *p = m->param + t->off, *buf = m->mom + t->off;
+		const float *g = s->grads[k];
 		size_t lo, hi;
 		nn_split(t->numel, 16, tid, nth, &lo, &hi);
 		for (size_t j = lo; j < hi; j++) {
@@ -828,21 +861,71 @@ SER_KERNEL static void step_task(void *arg, int tid, int nth)
 	}
 }
 
-int cnn14_step(cnn14 *m, const cnn14_sgd *opt)
+static void step_tensors(cnn14 *m, const cnn14_sgd *opt, const int *idx, float *const *grads, int n)
 {
-	m->err[0] = 0;
+	step_ctx s = {m, opt, idx, grads, n};
+	nn_pool_run(m->pool, step_task, &s);
+	if (opt->momentum != 0)
+		for (int k = 0; k < n; k++)
+			m->t[idx[k]].has_buf = true;
+}
+
+static int check_sgd(cnn14 *m, const cnn14_sgd *opt)
+{
 	if (!(opt->lr >= 0) || !(opt->momentum >= 0) || !(opt->weight_decay >= 0))
 		return cnn14_fail(m, CNN14_ERR_ARG, "SGD settings must be non-negative");
 	if (opt->nesterov && opt->momentum <= 0)
 		return cnn14_fail(m, CNN14_ERR_ARG, "Nesterov momentum requires a momentum");
+	return CNN14_OK;
+}
+
+int cnn14_step(cnn14 *m, const cnn14_sgd *opt)
+{
+	m->err[0] = 0;
+	int rc = check_sgd(m, opt);
+	if (rc)
+		return rc;
+	int idx[CNN14_MAX_TENSORS], n = 0;
+	float *grads[CNN14_MAX_TENSORS];
 	for (size_t i = 0; i < m->ntensors; i++)
-		if (trainable(m, (int)i))
+		if (trainable(m, (int)i)) {
 			materialise_grad(m, (int)i);
-	step_ctx s = {m, opt};
-	nn_pool_run(m->pool, step_task, &s);
+			idx[n] = (int)i;
+			grads[n++] = cnn14_pgrad(m, (int)i);
+		}
+	step_tensors(m, opt, idx, grads, n);
+	m->steps++;
+	return CNN14_OK;
+}
+
+int cnn14_backward_step(cnn14 *m, const int *labels, const float *class_weights, double *loss,
+                        const cnn14_sgd *opt)
+{
+	m->err[0] = 0;
+	int rc = check_sgd(m, opt);
+	if (rc)
+		return rc;
+	size_t need = 0; /* the largest parameter pair a kernel writes at once */
 	for (size_t i = 0; i < m->ntensors; i++)
-		if (trainable(m, (int)i) && opt->momentum != 0)
-			m->t[i].has_buf = true;
+		if (trainable(m, (int)i)) {
+			size_t pair = m->t[i].numel;
+			if (i + 1 < m->ntensors && trainable(m, (int)i + 1))
+				pair += m->t[i + 1].numel;
+			need = pair > need ? pair : need;
+		}
+	if (need > m->gscratch_len) {
+		float *g = sv_aligned_alloc(need * sizeof *g);
+		if (!g)
+			return cnn14_fail(m, CNN14_ERR_NOMEM, "out of memory for a gradient of %zu values", need);
+		free(m->gscratch);
+		m->gscratch = g;
+		m->gscratch_len = need;
+	}
+	m->fused = opt;
+	rc = cnn14_backward(m, labels, class_weights, loss);
+	m->fused = NULL;
+	if (rc)
+		return rc;
 	m->steps++;
 	return CNN14_OK;
 }

@@ -81,6 +81,9 @@ struct cnn14 {
 	cnn14_finetune finetune;
 	bool freeze_bn;
 	bool have_forward;
+	const cnn14_sgd *fused;   /* during cnn14_backward_step: its settings */
+	float *gscratch;          /* cnn14_backward_step's gradients, one parameter (pair) at a time */
+	size_t gscratch_len;
 	int embedding_batch;      /* samples of the last forward whose fc1 output (plan.hd) is readable, or 0 */
 	cnn14_plan plan;
 };

@@ -313,10 +313,8 @@ static int step(train_run *r, const batch_bufs *b, char *err)
 		b->labels[k] = it->label;
 	}
 	double t0 = cli_now(), loss = 0;
-	cnn14_zero_grad(r->model);
 	if (cnn14_forward(r->model, b->x, bs, r->crop_frames, r->dropout ? CNN14_TRAIN : CNN14_TRAIN | CNN14_NO_DROPOUT, NULL) != CNN14_OK ||
-	    cnn14_backward(r->model, b->labels, r->class_weights, &loss) != CNN14_OK ||
-	    cnn14_step(r->model, &r->sgd) != CNN14_OK)
+	    cnn14_backward_step(r->model, b->labels, r->class_weights, &loss, &r->sgd) != CNN14_OK)
 		return fail(err, "%s", cnn14_error(r->model));
 	p->step_seconds += cli_now() - t0;
 	if (!isfinite(loss))

@@ -227,16 +227,12 @@ static int bench(int wd, int batch, int frames, int classes, int iters, int thre
 	cnn14_sgd opt = {0.01, 0.9, 0, true};
 	/* one untimed step plans the memory */
 	check(m, cnn14_forward(m, x, batch, frames, what & 1 ? CNN14_TRAIN : 0, logp));
-	if (what & 1) {
-		check(m, cnn14_backward(m, labels, NULL, NULL));
-		check(m, cnn14_step(m, &opt));
-	}
+	if (what & 1)
+		check(m, cnn14_backward_step(m, labels, NULL, NULL, &opt));
 	double t0 = cli_now(), c0 = cpu_now();
-	for (int it = 0; it < iters && (what & 1); it++) {
-		cnn14_zero_grad(m);
+	for (int it = 0; it < iters && (what & 1); it++) { /* as cnn-train steps */
 		check(m, cnn14_forward(m, x, batch, frames, CNN14_TRAIN, logp));
-		check(m, cnn14_backward(m, labels, NULL, NULL));
-		check(m, cnn14_step(m, &opt));
+		check(m, cnn14_backward_step(m, labels, NULL, NULL, &opt));
 	}
 	double train = cli_now() - t0, train_cpu = cpu_now() - c0;
 	check(m, cnn14_forward(m, x, batch, frames, 0, logp));
@@ -413,11 +409,9 @@ int main(int argc, char **argv)
 				check(m, cnn14_load_optimizer(m, load_opt));
 			cnn14_sgd opt = {lr, mom, wdecay, nesterov};
 			unsigned mode = CNN14_TRAIN | (dropout ? 0 : CNN14_NO_DROPOUT);
-			for (long s = 0; s < steps; s++) {
-				cnn14_zero_grad(m);
+			for (long s = 0; s < steps; s++) { /* as cnn-train: fused (t-nn-model: bitwise the separate calls) */
 				check(m, cnn14_forward(m, b.x, b.batch, b.frames, mode, logp));
-				check(m, cnn14_backward(m, b.labels, w, NULL));
-				check(m, cnn14_step(m, &opt));
+				check(m, cnn14_backward_step(m, b.labels, w, NULL, &opt));
 			}
 			check(m, cnn14_save(m, out, prog, argc, argv));
 			if (save_opt)

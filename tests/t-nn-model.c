@@ -32,20 +32,27 @@ static cnn14 *make(int classes, uint64_t seed)
 	return m;
 }
 
-static void train(cnn14 *m, int steps, unsigned mode)
+static void train_with(cnn14 *m, int steps, unsigned mode, const cnn14_sgd *opt, bool fused)
 {
 	for (int s = 0; s < steps; s++) {
 		cnn14_zero_grad(m);
 		int rc = cnn14_forward(m, x, B, T, CNN14_TRAIN | mode, NULL);
-		if (!rc)
+		if (!rc && fused)
+			rc = cnn14_backward_step(m, labels, weights, NULL, opt);
+		if (!rc && !fused)
 			rc = cnn14_backward(m, labels, weights, NULL);
-		if (!rc)
-			rc = cnn14_step(m, &sgd);
+		if (!rc && !fused)
+			rc = cnn14_step(m, opt);
 		if (rc) {
 			printf("training: %s\n", cnn14_error(m));
 			exit(2);
 		}
 	}
+}
+
+static void train(cnn14 *m, int steps, unsigned mode)
+{
+	train_with(m, steps, mode, &sgd, false);
 }
 
 /* Index of the first tensor (with prefix, "" for all) that differs, or -1. */
@@ -287,6 +294,46 @@ int main(void)
 		      (long long)*cnn14_tensor_at(lin, (size_t)nb).data_i64);
 		cnn14_free(lin);
 		cnn14_free(ref);
+	}
+
+	/* backward + step fused: bitwise the separate calls, for every optimiser
+	 * setting and fine-tuning mode, with and without dropout; and a step of
+	 * another size does differ (the comparison has teeth) */
+	{
+		const cnn14_sgd opts[] = {{0.05, 0.9, 1e-3, true}, {0.05, 0.9, 0, false}, {0.02, 0, 0, false}};
+		for (int o = 0; o < 3; o++)
+			for (int mode = 0; mode < 3; mode++) {
+				cnn14 *sep = make(K, 31), *fus = make(K, 31);
+				if (mode == 2) {
+					cnn14_set_finetune(sep, CNN14_FINETUNE_LINEAR, false);
+					cnn14_set_finetune(fus, CNN14_FINETUNE_LINEAR, false);
+				}
+				unsigned flags = mode == 1 ? CNN14_NO_DROPOUT : 0;
+				train_with(sep, 3, flags, &opts[o], false);
+				train_with(fus, 3, flags, &opts[o], true);
+				d = first_diff(sep, fus, "");
+				CHECK(d < 0, "fused step (settings %d, mode %d) differs at %s", o, mode,
+				      cnn14_tensor_at(sep, (size_t)d).name);
+				CHECK(cnn14_steps(fus) == 3, "fused step count %llu", (unsigned long long)cnn14_steps(fus));
+				cnn14_sgd other = opts[o];
+				other.lr *= 1.5;
+				cnn14 *oth = make(K, 31);
+				if (mode == 2)
+					cnn14_set_finetune(oth, CNN14_FINETUNE_LINEAR, false);
+				train_with(oth, 3, flags, &other, true);
+				CHECK(first_diff(sep, oth, "") >= 0, "a larger step gave the same parameters");
+				cnn14_free(sep);
+				cnn14_free(fus);
+				cnn14_free(oth);
+			}
+		cnn14 *f = make(K, 31);
+		cnn14_sgd bad = {0.05, -1, 0, false};
+		rc = cnn14_forward(f, x, B, T, CNN14_TRAIN, NULL);
+		CHECK(!rc && cnn14_backward_step(f, labels, weights, NULL, &bad) == CNN14_ERR_ARG,
+		      "fused step with a negative momentum accepted");
+		CHECK(cnn14_backward_step(f, labels, weights, NULL, &sgd) == CNN14_OK,
+		      "fused step after a refused one: %s", cnn14_error(f));
+		cnn14_free(f);
 	}
 
 	/* resume: 2 + 2 steps through saved state equal 4 uninterrupted (dropout on) */
