@@ -102,7 +102,10 @@ nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
 {
 	nn_conv_sizes s = {0, 0, 0, 0};
 	size_t p = (size_t)cv->n * (size_t)cv->h * (size_t)cv->w;
-	if (cv->strategy != NN_CONV_WHOLE_BATCH) {
+	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* the backward is the whole-batch one */
+		s.col = 16 * (wino_tile_cols(cv) + 1);
+		s.full = MAX(backward ? 9 * (size_t)cv->cin * p : 0, wino_whole_size(cv));
+	} else if (cv->strategy != NN_CONV_WHOLE_BATCH) {
 		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
 		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
 		if (cv->strategy == NN_CONV_WINOGRAD) { /* the forward's; the backward is the chunked one */
@@ -389,6 +392,8 @@ static void conv_forward_task(void *arg, int tid, int nth)
 	conv_ctx *c = arg;
 	if (c->cv->strategy == NN_CONV_WHOLE_BATCH)
 		whole_batch_forward(c);
+	else if (c->cv->strategy == NN_CONV_WHOLE_WINOGRAD)
+		wino_whole_forward(c, tid, nth);
 	else if (c->cv->strategy == NN_CONV_WINOGRAD)
 		wino_forward(c, tid, nth);
 	else
@@ -484,7 +489,7 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c)
 	const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, k = 9 * cin;
 	const size_t cib = channel_block(cin), cob = channel_block(cout);
 	size_t lo, hi, j;
-	const nn_real *col = c->kept;
+	const nn_real *col = cv->strategy == NN_CONV_WHOLE_BATCH ? c->kept : NULL; /* Winograd's forward keeps none */
 	if (!col) {
 		while ((j = atomic_fetch_add(&c->next[0], 1)) * cib < cin)
 			im2col(c->x, p, (int)(j * cib), (int)MIN(cin, (j + 1) * cib), cv->h, cv->w, 0, rows, ws->full, p);
@@ -513,7 +518,7 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c)
 static void conv_backward_task(void *arg, int tid, int nth)
 {
 	conv_ctx *c = arg;
-	if (c->cv->strategy == NN_CONV_WHOLE_BATCH)
+	if (c->cv->strategy == NN_CONV_WHOLE_BATCH || c->cv->strategy == NN_CONV_WHOLE_WINOGRAD)
 		whole_batch_backward(c);
 	else
 		chunked_backward(c, tid, nth);
@@ -546,9 +551,31 @@ static bool winograd_fits(const nn_conv *cv)
 	return cv->cin >= WINOGRAD_MIN_CH && cv->cout >= WINOGRAD_MIN_CH;
 }
 
+/* ... and for whole-batch layers of at least this many channels and
+ * tiles: below them the kernels' transform (16 cout cin values, made at
+ * every call) and thin products cost more than the multiplications saved.
+ * Measured on Cnn14 at full width, batch 8 x 300 frames, one thread:
+ * blocks 4-5 (256-1024 channels, 608 and 144 tiles) 1.2-1.9x faster, block
+ * 6 (40 tiles) 2.2x slower, and the narrow model's layers (32-256
+ * channels) 4-35 % slower. */
+#ifndef WINOGRAD_WHOLE_MIN_CH
+#define WINOGRAD_WHOLE_MIN_CH 256
+#endif
+#ifndef WINOGRAD_WHOLE_MIN_TILES
+#define WINOGRAD_WHOLE_MIN_TILES 128
+#endif
+
+static bool winograd_whole_fits(const nn_conv *cv)
+{
+	return cv->cin >= WINOGRAD_WHOLE_MIN_CH && cv->cout >= WINOGRAD_WHOLE_MIN_CH &&
+	       wino_whole_tiles(cv) >= WINOGRAD_WHOLE_MIN_TILES;
+}
+
 void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, int chunk_rows)
 {
 	*cv = (nn_conv){cin, cout, n, h, w, chunk_rows, NN_CONV_WHOLE_BATCH};
+	if (chunk_rows == 0 && winograd_whole_fits(cv))
+		cv->strategy = NN_CONV_WHOLE_WINOGRAD;
 	if (chunk_rows > 0)
 		cv->strategy = direct_fits(cv)     ? NN_CONV_DIRECT
 		               : small_fits(cv)    ? NN_CONV_SMALL

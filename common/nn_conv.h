@@ -22,7 +22,11 @@
  *   NN_CONV_WINOGRAD     chunked, at least 64 input and output channels:
  *                        the forward by Winograd's F(2x2, 3x3), 2.25x
  *                        fewer multiplications (nn_winograd.h); the
- *                        backward as NN_CONV_CHUNKED.
+ *                        backward as NN_CONV_CHUNKED;
+ *   NN_CONV_WHOLE_WINOGRAD whole batch, at least 256 input and output
+ *                        channels and 128 tiles: the forward by F(2x2, 3x3)
+ *                        over the whole batch, the backward as
+ *                        NN_CONV_WHOLE_BATCH (which then keeps no im2col).
  * Threads claim chunks and channel blocks as they come free, so a thread
  * delayed by other load does not hold the others up; every unit writes its
  * own part of the result (weight gradients: one partial per chunk, summed
@@ -53,11 +57,12 @@ typedef enum {
 	NN_CONV_DIRECT,
 	NN_CONV_SMALL,
 	NN_CONV_WINOGRAD,
+	NN_CONV_WHOLE_WINOGRAD,
 } nn_conv_strategy;
 
 typedef struct {
 	int cin, cout, n, h, w;
-	int chunk_rows;              /* rows per chunk; 0 for NN_CONV_WHOLE_BATCH */
+	int chunk_rows;              /* rows per chunk; 0 for the whole-batch strategies */
 	nn_conv_strategy strategy;
 } nn_conv;
 

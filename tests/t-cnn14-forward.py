@@ -13,9 +13,10 @@ reference is ~1e-6): for each batch,
   the same max-relative bound on the centred log-probabilities
   (logp - mean over classes = logits - their mean), which carries the
   class differences that a near-uniform softmax would hide.
-Cases: width_div 1, batch 2, 32 and 150 frames (150: blocks 1 and 2 are
+Cases: width_div 1, batch 2, 32, 150 and 1200 frames (150: blocks 1 and 2 are
 chunked, so their 64+ channel convolutions run Winograd's forward, odd
-heights included); width_div 8, batch 4, 32 and 101
+heights included; 1200: blocks 4 and 5 have enough tiles (600, 152) for the
+whole-batch Winograd forward, block 6 (38) not); width_div 8, batch 4, 32 and 101
 frames (101: odd lengths at every pooling, floor pooling); each with
 eval-mode BN (running statistics) and train-mode BN (batch statistics).
 Also: 31 frames is an error naming the length.
@@ -98,7 +99,7 @@ def run_case(width_div, batch, frames_list, seed):
                     f"{'train' if train_bn else 'eval'}-mode BN", got, ref)
 
 
-run_case(1, 2, [32, 150], seed=11)
+run_case(1, 2, [32, 150, 1200], seed=11)
 run_case(8, 4, [32, 101], seed=12)
 
 # too short: an error that names the length

@@ -36,6 +36,9 @@
  * small layers take it, with several chunks and an uneven last one */
 #define WINOGRAD_MIN_CH 4
 #define WINOGRAD_TILES 6
+/* and the whole-batch Winograd from 4 channels and 8 tiles */
+#define WINOGRAD_WHOLE_MIN_CH 4
+#define WINOGRAD_WHOLE_MIN_TILES 8
 #include "nn_layers.c"
 #include "nn_conv.c"
 
@@ -159,7 +162,7 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 					maxd = d > maxd ? d : maxd;
 				}
 	char what[96];
-	static const char *const names[] = {"whole batch", "chunked", "direct", "small", "winograd"};
+	static const char *const names[] = {"whole batch", "chunked", "direct", "small", "winograd", "whole winograd"};
 	snprintf(what, sizeof what, "conv %dx%d %d->%d, chunk_rows %d (%s)", h, w, cin, cout, chunk_rows,
 	         names[c.cv.strategy]);
 	printf("%-44s forward max abs diff to the definition %.2e\n", what, maxd);
@@ -432,6 +435,10 @@ int main(void)
 	check_conv(2, 6, 4, 3, 4, 3);   /* Winograd: 3 tile rows per chunk across images, uneven last chunk */
 	check_conv(1, 5, 6, 2, 1, 9);   /* Winograd: one-row images (half-empty tiles) */
 	check_conv(4, 4, 4, 1, 6, 6);   /* Winograd: whole tiles only */
+	check_conv(0, 4, 5, 2, 5, 7);   /* whole-batch Winograd: odd height and width, across images */
+	check_conv(0, 6, 4, 3, 1, 9);   /* whole-batch Winograd: one-row images (half-empty tiles) */
+	check_conv(0, 5, 7, 2, 4, 4);   /* whole-batch Winograd: whole tiles only, threads split 5 and 7 channels */
+	check_conv(0, 4, 4, 1, 3, 3);   /* whole batch, 4 tiles: too few for Winograd */
 	for (int train = 0; train < 2; train++) {
 		check_bn(train, 1, false);
 		check_bn(train, 2, false);
