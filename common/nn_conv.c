@@ -102,9 +102,11 @@ nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
 {
 	nn_conv_sizes s = {0, 0, 0, 0};
 	size_t p = (size_t)cv->n * (size_t)cv->h * (size_t)cv->w;
-	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* the backward is the whole-batch one */
-		s.col = 16 * (wino_tile_cols(cv) + 1);
+	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* the backward: dW by im2col, dx by Winograd */
+		s.col = 16 * (MAX(wino_tile_cols(cv), 1) + 1);
 		s.full = MAX(backward ? 9 * (size_t)cv->cin * p : 0, wino_whole_size(cv));
+		if (backward)
+			s.wflip = (size_t)cv->cout * (size_t)cv->cin * 9;
 	} else if (cv->strategy != NN_CONV_WHOLE_BATCH) {
 		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
 		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
@@ -448,7 +450,7 @@ SER_KERNEL static void chunk_backward(conv_ctx *c, nn_real *col, size_t j, size_
 			im2col(c->x, p, 0, cv->cin, cv->h, cv->w, r0, r1, col, nc);
 			gemm(0, 1, cout, k, nc, c->dz + off, p, col, nc, 0, part, k);
 		}
-		if (c->dx) {
+		if (c->dx && cv->strategy != NN_CONV_WINOGRAD) { /* Winograd's: wino_dx, after the chunks */
 			im2col(c->dz, p, 0, cv->cout, cv->h, cv->w, r0, r1, col, nc);
 			gemm(0, 0, cin, nc, 9 * cout, ws->wflip, 9 * cout, col, nc, 0, c->dx + off, p);
 		}
@@ -468,6 +470,8 @@ SER_KERNEL static void chunked_backward(conv_ctx *c, int tid, int nth)
 	}
 	while ((j = atomic_fetch_add(&c->next[0], 1)) < chunks)
 		chunk_backward(c, ws->col[tid], j, j * cr, MIN(rows, j * cr + cr));
+	if (c->dx && cv->strategy == NN_CONV_WINOGRAD)
+		wino_dx(c, tid, nth); /* its kernels go to ws->full, which the chunks above do not use */
 	if (!c->dw)
 		return;
 	/* per-chunk partial gradients, summed in chunk order */
@@ -481,16 +485,19 @@ SER_KERNEL static void chunked_backward(conv_ctx *c, int tid, int nth)
 	}
 }
 
-SER_KERNEL static void whole_batch_backward(conv_ctx *c)
+SER_KERNEL static void whole_batch_backward(conv_ctx *c, int tid, int nth)
 {
 	const nn_conv *cv = c->cv;
 	nn_conv_ws *ws = c->ws;
 	const size_t rows = (size_t)cv->n * (size_t)cv->h, p = rows * (size_t)cv->w;
 	const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, k = 9 * cin;
 	const size_t cib = channel_block(cin), cob = channel_block(cout);
+	const bool wino = cv->strategy == NN_CONV_WHOLE_WINOGRAD;
 	size_t lo, hi, j;
-	const nn_real *col = cv->strategy == NN_CONV_WHOLE_BATCH ? c->kept : NULL; /* Winograd's forward keeps none */
-	if (!col) {
+	const nn_real *col = wino ? NULL : c->kept; /* Winograd's forward keeps none */
+	if (wino && c->dx)
+		flip_kernel(c, tid, nth); /* into ws->wflip, for the dx below */
+	if (!col && (c->dw || !wino)) {
 		while ((j = atomic_fetch_add(&c->next[0], 1)) * cib < cin)
 			im2col(c->x, p, (int)(j * cib), (int)MIN(cin, (j + 1) * cib), cv->h, cv->w, 0, rows, ws->full, p);
 		nn_pool_barrier(c->pool);
@@ -504,8 +511,12 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c)
 		}
 	if (!c->dx)
 		return;
-	if (col == ws->full)
+	if (col == ws->full || wino)
 		nn_pool_barrier(c->pool);
+	if (wino) {
+		wino_whole_dx(c, tid, nth);
+		return;
+	}
 	while ((j = atomic_fetch_add(&c->next[2], 1)) * cib < cin) {
 		lo = j * cib;
 		hi = MIN(cin, lo + cib);
@@ -519,7 +530,7 @@ static void conv_backward_task(void *arg, int tid, int nth)
 {
 	conv_ctx *c = arg;
 	if (c->cv->strategy == NN_CONV_WHOLE_BATCH || c->cv->strategy == NN_CONV_WHOLE_WINOGRAD)
-		whole_batch_backward(c);
+		whole_batch_backward(c, tid, nth);
 	else
 		chunked_backward(c, tid, nth);
 }
