@@ -98,24 +98,39 @@ typedef struct {
 
 #include "nn_winograd.h"
 
+/* A chunked Winograd layer takes its weight gradient by Winograd too from
+ * this many channels: below, each chunk's 16 products (cout x cin, inner
+ * dimension the chunk's tiles) are too small and the per-chunk partial
+ * gradients too many. */
+#ifndef WINOGRAD_GRAD_MIN_CH
+#define WINOGRAD_GRAD_MIN_CH 128
+#endif
+
+static bool winograd_grad_fits(const nn_conv *cv)
+{
+	return cv->strategy == NN_CONV_WINOGRAD && cv->cin >= WINOGRAD_GRAD_MIN_CH && cv->cout >= WINOGRAD_GRAD_MIN_CH;
+}
+
 nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
 {
 	nn_conv_sizes s = {0, 0, 0, 0};
 	size_t p = (size_t)cv->n * (size_t)cv->h * (size_t)cv->w;
-	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* the backward: dW by im2col, dx by Winograd */
-		s.col = 16 * (MAX(wino_tile_cols(cv), 1) + 1);
-		s.full = MAX(backward ? 9 * (size_t)cv->cin * p : 0, wino_whole_size(cv));
+	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* forward, dW and dx by Winograd, through full */
+		s.col = 16 * (wino_tile_cols(cv) + 1);
+		s.full = wino_whole_size(cv);
 		if (backward)
 			s.wflip = (size_t)cv->cout * (size_t)cv->cin * 9;
 	} else if (cv->strategy != NN_CONV_WHOLE_BATCH) {
 		size_t rows = MIN((size_t)cv->chunk_rows, (size_t)cv->n * (size_t)cv->h);
 		s.col = 9 * (size_t)(backward ? MAX(cv->cin, cv->cout) : cv->cin) * rows * (size_t)cv->w;
-		if (cv->strategy == NN_CONV_WINOGRAD) { /* the forward's; the backward is the chunked one */
-			s.col = MAX(s.col, wino_col_size(cv) + 16 * (wino_tile_cols(cv) + 1));
+		if (cv->strategy == NN_CONV_WINOGRAD) { /* chunks of tile rows; dx as the forward, transposed */
+			size_t v = backward && winograd_grad_fits(cv) ? wino_grad_col_size(cv) : wino_col_size(cv);
+			s.col = MAX(s.col, v + 16 * (wino_tile_cols(cv) + 1));
 			s.full = wino_kernel_size(cv);
 		}
 		if (backward) {
-			s.dw = conv_chunks(cv) * (size_t)cv->cout * (size_t)cv->cin * 9;
+			size_t parts = winograd_grad_fits(cv) ? wino_chunks(cv) : conv_chunks(cv);
+			s.dw = parts * (size_t)cv->cout * (size_t)cv->cin * 9;
 			s.wflip = (size_t)cv->cout * (size_t)cv->cin * 9;
 		}
 	} else {
@@ -423,7 +438,7 @@ SER_KERNEL static void flip_kernel(conv_ctx *c, int tid, int nth)
 }
 
 /* Chunk j (rows r0..r1): its dW partial into ws->dw[0] + j*nw, its dx rows. */
-SER_KERNEL static void chunk_backward(conv_ctx *c, nn_real *col, size_t j, size_t r0, size_t r1)
+SER_KERNEL static void chunk_backward(conv_ctx *c, nn_real *col, size_t j, size_t r0, size_t r1, bool want_dx)
 {
 	const nn_conv *cv = c->cv;
 	nn_conv_ws *ws = c->ws;
@@ -450,7 +465,7 @@ SER_KERNEL static void chunk_backward(conv_ctx *c, nn_real *col, size_t j, size_
 			im2col(c->x, p, 0, cv->cin, cv->h, cv->w, r0, r1, col, nc);
 			gemm(0, 1, cout, k, nc, c->dz + off, p, col, nc, 0, part, k);
 		}
-		if (c->dx && cv->strategy != NN_CONV_WINOGRAD) { /* Winograd's: wino_dx, after the chunks */
+		if (c->dx && want_dx) {
 			im2col(c->dz, p, 0, cv->cout, cv->h, cv->w, r0, r1, col, nc);
 			gemm(0, 0, cin, nc, 9 * cout, ws->wflip, 9 * cout, col, nc, 0, c->dx + off, p);
 		}
@@ -464,22 +479,29 @@ SER_KERNEL static void chunked_backward(conv_ctx *c, int tid, int nth)
 	const size_t rows = (size_t)cv->n * (size_t)cv->h, nw = (size_t)cv->cout * 9 * (size_t)cv->cin;
 	const size_t cr = (size_t)cv->chunk_rows, chunks = conv_chunks(cv);
 	size_t lo, hi, j;
+	const bool wino_dw = winograd_grad_fits(cv), wino_dx_ = cv->strategy == NN_CONV_WINOGRAD;
 	if (c->dx && cv->strategy != NN_CONV_DIRECT) {
 		flip_kernel(c, tid, nth);
 		nn_pool_barrier(c->pool);
 	}
-	while ((j = atomic_fetch_add(&c->next[0], 1)) < chunks)
-		chunk_backward(c, ws->col[tid], j, j * cr, MIN(rows, j * cr + cr));
-	if (c->dx && cv->strategy == NN_CONV_WINOGRAD)
+	if (wino_dw) { /* dW by chunks of tile rows */
+		if (c->dw)
+			wino_grad_chunks(c, tid);
+	} else if (c->dw || !wino_dx_) {
+		while ((j = atomic_fetch_add(&c->next[0], 1)) < chunks)
+			chunk_backward(c, ws->col[tid], j, j * cr, MIN(rows, j * cr + cr), !wino_dx_);
+	}
+	if (c->dx && wino_dx_)
 		wino_dx(c, tid, nth); /* its kernels go to ws->full, which the chunks above do not use */
 	if (!c->dw)
 		return;
+	const size_t parts = wino_dw ? wino_chunks(cv) : chunks;
 	/* per-chunk partial gradients, summed in chunk order */
 	nn_pool_barrier(c->pool);
 	nn_split(nw, 16, tid, nth, &lo, &hi);
 	for (size_t i = lo; i < hi; i++) {
 		nn_real s = c->acc ? c->dw[i] : 0;
-		for (size_t t = 0; t < chunks; t++)
+		for (size_t t = 0; t < parts; t++)
 			s += ws->dw[0][t * nw + i];
 		c->dw[i] = s;
 	}
@@ -497,7 +519,16 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c, int tid, int nth)
 	const nn_real *col = wino ? NULL : c->kept; /* Winograd's forward keeps none */
 	if (wino && c->dx)
 		flip_kernel(c, tid, nth); /* into ws->wflip, for the dx below */
-	if (!col && (c->dw || !wino)) {
+	if (wino) { /* dW, then dx, both by Winograd, each through ws->full */
+		if (c->dw)
+			wino_whole_grad(c, tid, nth);
+		if (c->dx) {
+			nn_pool_barrier(c->pool);
+			wino_whole_dx(c, tid, nth);
+		}
+		return;
+	}
+	if (!col) {
 		while ((j = atomic_fetch_add(&c->next[0], 1)) * cib < cin)
 			im2col(c->x, p, (int)(j * cib), (int)MIN(cin, (j + 1) * cib), cv->h, cv->w, 0, rows, ws->full, p);
 		nn_pool_barrier(c->pool);
@@ -511,12 +542,8 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c, int tid, int nth)
 		}
 	if (!c->dx)
 		return;
-	if (col == ws->full || wino)
+	if (col == ws->full)
 		nn_pool_barrier(c->pool);
-	if (wino) {
-		wino_whole_dx(c, tid, nth);
-		return;
-	}
 	while ((j = atomic_fetch_add(&c->next[2], 1)) * cib < cin) {
 		lo = j * cib;
 		hi = MIN(cin, lo + cib);
@@ -561,6 +588,7 @@ static bool winograd_fits(const nn_conv *cv)
 {
 	return cv->cin >= WINOGRAD_MIN_CH && cv->cout >= WINOGRAD_MIN_CH;
 }
+
 
 /* ... and for whole-batch layers of at least this many channels and
  * tiles: below them the kernels' transform (16 cout cin values, made at

@@ -20,13 +20,13 @@
  *                        a row (an im2col would cost as much as the
  *                        arithmetic);
  *   NN_CONV_WINOGRAD     chunked, at least 64 input and output channels:
- *                        the forward by Winograd's F(2x2, 3x3), 2.25x
- *                        fewer multiplications (nn_winograd.h); the
- *                        backward as NN_CONV_CHUNKED;
+ *                        the forward and dx by Winograd's F(2x2, 3x3),
+ *                        2.25x fewer multiplications (nn_winograd.h); dW
+ *                        by F(3x3, 2x2) from 128 channels, else as
+ *                        NN_CONV_CHUNKED;
  *   NN_CONV_WHOLE_WINOGRAD whole batch, at least 256 input and output
- *                        channels and 128 tiles: the forward by F(2x2, 3x3)
- *                        over the whole batch, the backward as
- *                        NN_CONV_WHOLE_BATCH (which then keeps no im2col).
+ *                        channels and 128 tiles: forward, dx and dW by
+ *                        Winograd over the whole batch (no im2col kept).
  * Threads claim chunks and channel blocks as they come free, so a thread
  * delayed by other load does not hold the others up; every unit writes its
  * own part of the result (weight gradients: one partial per chunk, summed

@@ -36,7 +36,9 @@
  * small layers take it, with several chunks and an uneven last one */
 #define WINOGRAD_MIN_CH 4
 #define WINOGRAD_TILES 6
-/* and the whole-batch Winograd from 4 channels and 8 tiles */
+/* its weight gradient from 4 channels too, and the whole-batch Winograd
+ * from 4 channels and 8 tiles */
+#define WINOGRAD_GRAD_MIN_CH 4
 #define WINOGRAD_WHOLE_MIN_CH 4
 #define WINOGRAD_WHOLE_MIN_TILES 8
 #include "nn_layers.c"
