@@ -596,7 +596,7 @@ static bool winograd_fits(const nn_conv *cv)
  * Measured on Cnn14 at full width, batch 8 x 300 frames, one thread:
  * blocks 4-5 (256-1024 channels, 608 and 144 tiles) 1.2-1.9x faster, block
  * 6 (40 tiles) 2.2x slower, and the narrow model's layers (32-256
- * channels) 4-35 % slower. */
+ * channels, batch 8 x 150 frames) 4 % to 3.7x slower (forward). */
 #ifndef WINOGRAD_WHOLE_MIN_CH
 #define WINOGRAD_WHOLE_MIN_CH 256
 #endif
