@@ -221,7 +221,7 @@ cnn14 *cnn14_new(const cnn14_config *cfg, char *err)
 		return NULL;
 	}
 	/* logically zero, cleared when first read: a process that never trains
-	 * never touches (never makes resident) the gradient array, 324 MB at
+	 * never touches (never makes resident) the gradient array, 319 MB at
 	 * full width */
 	cnn14_zero_grad(m);
 	init_params(m, cfg->seed);
