@@ -459,14 +459,12 @@ static bool plan_block(cnn14 *m, int b, int n, int h, int w, int cin, plan_max *
 		ALLOC(bp->x, bp->p);
 	else
 		bp->x = pl->blk[b - 1].out;
-	if (train) { /* the backward pass reads them all; an inference plan shares two (plan_rest) */
+	ALLOC(bp->out, (size_t)c * bp->pout);
+	ALLOC(bp->bnf, 8 * (size_t)c);
+	if (train) { /* the backward pass reads z1, a1, z2; an inference plan shares two (plan_rest) */
 		ALLOC(bp->z1, (size_t)c * bp->p);
 		ALLOC(bp->a1, (size_t)c * bp->p);
 		ALLOC(bp->z2, (size_t)c * bp->p);
-	}
-	ALLOC(bp->out, (size_t)c * bp->pout);
-	ALLOC(bp->bnf, 8 * (size_t)c);
-	if (train) {
 		ALLOC(bp->mask, (size_t)c * bp->pout);
 		if (keep_im2col(&bp->cv1))
 			ALLOC(bp->keep1, 9 * (size_t)cin * bp->p);
@@ -905,7 +903,9 @@ int cnn14_backward_step(cnn14 *m, const int *labels, const float *class_weights,
 	int rc = check_sgd(m, opt);
 	if (rc)
 		return rc;
-	size_t need = 0; /* the largest parameter pair a kernel writes at once */
+	/* the largest parameter pair a kernel writes at once (grad_out): a weight
+	 * and the bias that follows it in the table, or a weight alone */
+	size_t need = 0;
 	for (size_t i = 0; i < m->ntensors; i++)
 		if (trainable(m, (int)i)) {
 			size_t pair = m->t[i].numel;

@@ -41,10 +41,11 @@
  * positions for the large early layers and over the whole batch for the
  * small late ones (those of at most 256 output channels keep the im2col
  * matrix for the backward pass); the first layer (one input channel) is
- * computed directly; wide layers with enough 2x2 tiles run their forward
- * by Winograd's F(2x2, 3x3) (nn_conv.h says which).  ReLU, pooling and dropout are fused with the
- * BatchNorm affine into one pass after the statistics; the backward of all
- * four takes two passes and writes its gradient over the saved input.
+ * computed directly; wide layers with enough 2x2 tiles run all three
+ * passes by Winograd's minimal filtering (nn_conv.h says which).  ReLU,
+ * pooling and dropout are fused with the BatchNorm affine into one pass
+ * after the statistics; the backward of all four takes two passes and
+ * writes its gradient over the saved input.
  *
  * Memory for a batch shape is planned at the first forward pass with that
  * shape (batch, frames, training or not) and kept; a new shape replans.

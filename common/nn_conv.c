@@ -479,23 +479,23 @@ SER_KERNEL static void chunked_backward(conv_ctx *c, int tid, int nth)
 	const size_t rows = (size_t)cv->n * (size_t)cv->h, nw = (size_t)cv->cout * 9 * (size_t)cv->cin;
 	const size_t cr = (size_t)cv->chunk_rows, chunks = conv_chunks(cv);
 	size_t lo, hi, j;
-	const bool wino_dw = winograd_grad_fits(cv), wino_dx_ = cv->strategy == NN_CONV_WINOGRAD;
+	const bool dw_wino = winograd_grad_fits(cv), dx_wino = cv->strategy == NN_CONV_WINOGRAD;
 	if (c->dx && cv->strategy != NN_CONV_DIRECT) {
 		flip_kernel(c, tid, nth);
 		nn_pool_barrier(c->pool);
 	}
-	if (wino_dw) { /* dW by chunks of tile rows */
+	if (dw_wino) { /* dW by chunks of tile rows */
 		if (c->dw)
 			wino_grad_chunks(c, tid);
-	} else if (c->dw || !wino_dx_) {
+	} else if (c->dw || !dx_wino) { /* the chunks of rows: dW, and dx unless Winograd's below */
 		while ((j = atomic_fetch_add(&c->next[0], 1)) < chunks)
-			chunk_backward(c, ws->col[tid], j, j * cr, MIN(rows, j * cr + cr), !wino_dx_);
+			chunk_backward(c, ws->col[tid], j, j * cr, MIN(rows, j * cr + cr), !dx_wino);
 	}
-	if (c->dx && wino_dx_)
+	if (c->dx && dx_wino)
 		wino_dx(c, tid, nth); /* its kernels go to ws->full, which the chunks above do not use */
 	if (!c->dw)
 		return;
-	const size_t parts = wino_dw ? wino_chunks(cv) : chunks;
+	const size_t parts = dw_wino ? wino_chunks(cv) : chunks;
 	/* per-chunk partial gradients, summed in chunk order */
 	nn_pool_barrier(c->pool);
 	nn_split(nw, 16, tid, nth, &lo, &hi);
@@ -514,12 +514,10 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c, int tid, int nth)
 	const size_t rows = (size_t)cv->n * (size_t)cv->h, p = rows * (size_t)cv->w;
 	const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, k = 9 * cin;
 	const size_t cib = channel_block(cin), cob = channel_block(cout);
-	const bool wino = cv->strategy == NN_CONV_WHOLE_WINOGRAD;
 	size_t lo, hi, j;
-	const nn_real *col = wino ? NULL : c->kept; /* Winograd's forward keeps none */
-	if (wino && c->dx)
-		flip_kernel(c, tid, nth); /* into ws->wflip, for the dx below */
-	if (wino) { /* dW, then dx, both by Winograd, each through ws->full */
+	if (cv->strategy == NN_CONV_WHOLE_WINOGRAD) { /* dW, then dx, both by Winograd, each through ws->full */
+		if (c->dx)
+			flip_kernel(c, tid, nth); /* into ws->wflip, for wino_whole_dx */
 		if (c->dw)
 			wino_whole_grad(c, tid, nth);
 		if (c->dx) {
@@ -528,6 +526,7 @@ SER_KERNEL static void whole_batch_backward(conv_ctx *c, int tid, int nth)
 		}
 		return;
 	}
+	const nn_real *col = c->kept;
 	if (!col) {
 		while ((j = atomic_fetch_add(&c->next[0], 1)) * cib < cin)
 			im2col(c->x, p, (int)(j * cib), (int)MIN(cin, (j + 1) * cib), cv->h, cv->w, 0, rows, ws->full, p);
@@ -589,7 +588,6 @@ static bool winograd_fits(const nn_conv *cv)
 	return cv->cin >= WINOGRAD_MIN_CH && cv->cout >= WINOGRAD_MIN_CH;
 }
 
-
 /* ... and for whole-batch layers of at least this many channels and
  * tiles: below them the kernels' transform (16 cout cin values, made at
  * every call) and thin products cost more than the multiplications saved.
@@ -613,9 +611,9 @@ static bool winograd_whole_fits(const nn_conv *cv)
 void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, int chunk_rows)
 {
 	*cv = (nn_conv){cin, cout, n, h, w, chunk_rows, NN_CONV_WHOLE_BATCH};
-	if (chunk_rows == 0 && winograd_whole_fits(cv))
-		cv->strategy = NN_CONV_WHOLE_WINOGRAD;
-	if (chunk_rows > 0)
+	if (chunk_rows == 0)
+		cv->strategy = winograd_whole_fits(cv) ? NN_CONV_WHOLE_WINOGRAD : NN_CONV_WHOLE_BATCH;
+	else
 		cv->strategy = direct_fits(cv)     ? NN_CONV_DIRECT
 		               : small_fits(cv)    ? NN_CONV_SMALL
 		               : winograd_fits(cv) ? NN_CONV_WINOGRAD

@@ -1,8 +1,9 @@
 /*
  * nn_winograd.h - private to nn_conv.c (included once per real type, after
- * nn_gemm.h and the conv_ctx definition): the forward pass of a 3x3
- * convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
- * "Fast algorithms for convolutional neural networks", 2016).
+ * nn_gemm.h and the conv_ctx definition): a 3x3 convolution's forward pass
+ * and input gradient by Winograd's minimal filtering F(2x2, 3x3), and its
+ * weight gradient by the transposed F(3x3, 2x2) (Lavin & Gray, "Fast
+ * algorithms for convolutional neural networks", 2016).
  *
  * Each image is cut into 2x2 output tiles, each computed from its 4x4 input
  * patch (zeros outside the image, as the padding of 1 gives):
