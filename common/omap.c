@@ -97,8 +97,8 @@ static void *work(void *arg)
 	return NULL;
 }
 
-int omap_run(st_reader *r, st_writer *w, int nworkers, omap_fn fn, void *const *ctx, cli_progress *progress,
-             char *err)
+int omap_run(st_reader *r, st_writer *w, int nworkers, omap_fn fn, void *states, size_t state_size,
+             cli_progress *progress, char *err)
 {
 	worker *wk = calloc((size_t)(nworkers > 0 ? nworkers : 1), sizeof *wk);
 	int ready = 0;
@@ -118,7 +118,7 @@ int omap_run(st_reader *r, st_writer *w, int nworkers, omap_fn fn, void *const *
 	atomic_init(&sh.stop, false);
 	for (int i = 0; i < nworkers; i++) {
 		wk[i].sh = &sh;
-		wk[i].ctx = ctx[i];
+		wk[i].ctx = (char *)states + (size_t)i * state_size;
 	}
 	int started = 1;
 	for (; started < nworkers; started++)

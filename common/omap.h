@@ -23,13 +23,14 @@
  *     static int fn(void *ctx, st_item *it, uint64_t seq, char *msg) {
  *         ...transform it; on error snprintf(msg, OMAP_MSGLEN, ...), return -1...
  *     }
- *     void *ctx[N] = {...one state per worker...};
- *     if (omap_run(r, w, N, fn, ctx, &progress, err)) { st_writer_abort(w); die(err); }
+ *     state st[N] = {...one state per worker...};
+ *     if (omap_run(r, w, N, fn, st, sizeof *st, &progress, err)) { st_writer_abort(w); die(err); }
  *     st_writer_close(w, err);
  */
 #ifndef SERTOOLS_OMAP_H
 #define SERTOOLS_OMAP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cli.h"
@@ -44,11 +45,12 @@
 typedef int (*omap_fn)(void *ctx, st_item *it, uint64_t seq, char *msg);
 
 /* Reads r to its end record, applying fn with nworkers threads (the calling
- * thread is one of them; nworkers >= 1, ctx has nworkers entries) and
- * writing each item to w in input order.  progress, when not NULL, is
- * updated with the items written.  0, or -1 with the message of the
- * earliest failure in err (OMAP_MSGLEN bytes). */
-int omap_run(st_reader *r, st_writer *w, int nworkers, omap_fn fn, void *const *ctx, cli_progress *progress,
-             char *err);
+ * thread is one of them; nworkers >= 1) and writing each item to w in input
+ * order.  states is an array of nworkers per-worker states of state_size
+ * bytes each; worker i's fn gets (char *)states + i * state_size.
+ * progress, when not NULL, is updated with the items written.  0, or -1
+ * with the message of the earliest failure in err (OMAP_MSGLEN bytes). */
+int omap_run(st_reader *r, st_writer *w, int nworkers, omap_fn fn, void *states, size_t state_size,
+             cli_progress *progress, char *err);
 
 #endif

@@ -175,28 +175,25 @@ static int bp_flow_item(void *ctx, st_item *it, uint64_t seq, char *msg)
 	return -1;
 }
 
-/* n workers over bp, each with its own sections; the pointers to them in *ctx. */
-static worker *bp_workers(const bandpass *bp, int n, void ***ctx)
+/* n workers over bp, each with its own sections. */
+static worker *bp_workers(const bandpass *bp, int n)
 {
 	worker *wk = calloc((size_t)n, sizeof *wk);
-	*ctx = malloc((size_t)n * sizeof **ctx);
-	if (!wk || !*ctx)
+	if (!wk)
 		cli_die(prog, EXIT_RUNTIME, "out of memory");
 	for (int i = 0; i < n; i++) {
 		wk[i].bp = bp;
 		if (!(wk[i].filter = iir_sos_new(bp->sos, (int)bp->order)))
 			cli_die(prog, EXIT_RUNTIME, "out of memory");
-		(*ctx)[i] = &wk[i];
 	}
 	return wk;
 }
 
-static void bp_stop(worker *wk, int n, void **ctx)
+static void bp_stop(worker *wk, int n)
 {
 	for (int i = 0; i < n; i++)
 		iir_sos_free(wk[i].filter);
 	free(wk);
-	free(ctx);
 }
 
 /* The band from the options: --center/--width or --low/--high; returns the input's name. */
@@ -260,12 +257,11 @@ int main(int argc, char **argv)
 	if (!w)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 
-	void **ctx;
-	worker *wk = bp_workers(&bp, o.threads, &ctx);
+	worker *wk = bp_workers(&bp, o.threads);
 	cli_progress pr;
 	cli_progress_init(&pr, prog, o.progress, o.quiet);
 	char msg[OMAP_MSGLEN];
-	if (omap_run(r, w, o.threads, bp_flow_item, ctx, &pr, msg)) {
+	if (omap_run(r, w, o.threads, bp_flow_item, wk, sizeof *wk, &pr, msg)) {
 		st_writer_abort(w);
 		cli_die(prog, EXIT_RUNTIME, "%s", msg);
 	}
@@ -275,7 +271,7 @@ int main(int argc, char **argv)
 	cli_progress_done(&pr, items, "items");
 	st_reader_close(r);
 	sv_free(header);
-	bp_stop(wk, o.threads, ctx);
+	bp_stop(wk, o.threads);
 	cli_close_stdout(prog);
 	return 0;
 }

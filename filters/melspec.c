@@ -258,11 +258,6 @@ int main(int argc, char **argv)
 	st_reader *r = open_input(&o);
 	job jb = {.in_name = st_reader_name(r), .out_name = o.cfg.db ? "logmel" : "mel", .pad_short = o.pad_short};
 	worker *wk = workers_new(&o, &jb);
-	void **ctx = malloc((size_t)o.threads * sizeof *ctx);
-	if (!ctx)
-		cli_die(prog, EXIT_RUNTIME, "out of memory");
-	for (long i = 0; i < o.threads; i++)
-		ctx[i] = &wk[i];
 
 	char err[OMAP_MSGLEN];
 	sv *header = st_header_derive(st_reader_header(r), prog, argc, argv);
@@ -275,7 +270,7 @@ int main(int argc, char **argv)
 	sv_free(header);
 	cli_progress progress;
 	cli_progress_init(&progress, prog, o.progress, o.quiet);
-	if (omap_run(r, w, o.threads, transform, ctx, &progress, err)) {
+	if (omap_run(r, w, o.threads, transform, wk, sizeof *wk, &progress, err)) {
 		st_writer_abort(w);
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	}
@@ -288,7 +283,6 @@ int main(int argc, char **argv)
 		free(wk[i].padded);
 	}
 	free(wk);
-	free(ctx);
 	st_reader_close(r);
 	cli_close_stdout(prog);
 	return 0;

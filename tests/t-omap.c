@@ -92,15 +92,12 @@ static int run(const char *input, int nworkers, long fail0, long fail1, char *er
 	if (!w)
 		exit(1);
 	ctx c[8];
-	void *p[8];
-	for (int i = 0; i < nworkers; i++) {
+	for (int i = 0; i < nworkers; i++)
 		c[i] = (ctx){rng_seed(12345, (uint64_t)(i + 10 * nworkers)), {fail0, fail1}};
-		p[i] = &c[i];
-	}
 	/* compared with the count before: a library may keep threads of its own
 	 * (OpenBLAS starts its pool when it is loaded, depending on the build) */
 	int before = threads();
-	int rc = omap_run(r, w, nworkers, fn, p, NULL, err);
+	int rc = omap_run(r, w, nworkers, fn, c, sizeof *c, NULL, err);
 	CHECK(threads() == before, "%d workers: %d threads left after omap_run, %d before", nworkers, threads(), before);
 	if (rc)
 		st_writer_abort(w);
@@ -161,7 +158,7 @@ int main(void)
 	}
 	char e[ST_ERRLEN];
 	st_reader *r = st_reader_open(in_path, 0, 0, e);
-	CHECK(r && omap_run(r, NULL, 0, fn, NULL, NULL, err) == -1, "no workers is refused");
+	CHECK(r && omap_run(r, NULL, 0, fn, NULL, 0, NULL, err) == -1, "no workers is refused");
 	st_reader_close(r);
 	unlink(in_path);
 	unlink(out_path);
