@@ -169,9 +169,9 @@ SER_KERNEL static void bn_relu_backward_task(void *arg, int tid, int nth)
 	for (size_t ch = lo; ch < hi; ch++) {
 		const nn_real s = b->scale[ch], t = b->shift[ch], m = b->mean[ch], is = b->invstd[ch];
 		const nn_real *zc = b->z + ch * pin, *dyc = b->dy + ch * pout;
-		nn_real *dzc = b->dz + ch * pin, *g = b->gtmp ? b->gtmp + (size_t)tid * pin : dzc;
+		nn_real *dzc = b->dz + ch * pin, *g = b->gtmp + (size_t)tid * pin;
 		/* g = upstream gradient (un-pooled) where the ReLU passed it, into
-		 * this thread's scratch (or into dz when there is none) */
+		 * this thread's scratch */
 		if (b->k == 1) {
 			for (size_t i = 0; i < pin; i++)
 				g[i] = s * zc[i] + t > 0 ? dyc[i] : 0;

@@ -60,9 +60,8 @@ void nn_affine_relu_pool(nn_pool *pool, int c, int n, int h, int w, int k, const
  * dgamma (+)= sum g*xhat, dbeta (+)= sum g with xhat = (z-mean)*invstd;
  * dz = gamma*invstd*(g - mean(g) - xhat*mean(g*xhat)) when batch_stats
  * (training-mode BN), else gamma*invstd*g.  g is formed in gtmp, one
- * channel (n*h*w values) per pool thread, and dz may then be z itself (the
- * gradient replaces the activation it no longer needs); gtmp NULL: g is
- * formed in dz, which must not overlap z.  The same results either way. */
+ * channel (n*h*w values) per pool thread, so dz may be z itself (the
+ * gradient replaces the activation it no longer needs). */
 void nn_bn_relu_backward(nn_pool *pool, int c, int n, int h, int w, int k, const nn_real *z,
                                 const nn_real *mean, const nn_real *invstd, const nn_real *gamma,
                                 const nn_real *scale, const nn_real *shift, const nn_real *dy,

@@ -268,11 +268,12 @@ static void check_bn(int train, int k, bool dropout)
 	memcpy(dy, b.r, pout * sizeof *dy);
 	if (dropout)
 		nn_dropout_apply_d(pout, dy, b.mask, 1.25);
+	size_t pin = np / (size_t)b.c;
+	double *gt = vec((size_t)nn_pool_threads(pool) * pin, 0);
 	nn_bn_relu_backward_d(pool, b.c, b.n, b.h, b.w, k, b.z, b.mean, b.invstd, b.gamma, b.scale, b.shift, dy, train,
-	                      NULL, dz, dg, db, 0);
-	{ /* in place through the per-thread scratch: the same values, bit for bit */
-		size_t pin = np / (size_t)b.c;
-		double *zi = vec(np, 0), *gt = vec((size_t)nn_pool_threads(pool) * pin, 0);
+	                      gt, dz, dg, db, 0);
+	{ /* in place (dz = z): the same values, bit for bit, as g lives in the per-thread scratch */
+		double *zi = vec(np, 0);
 		double *dg2 = vec((size_t)b.c, 0), *db2 = vec((size_t)b.c, 0);
 		memcpy(zi, b.z, np * sizeof *zi);
 		nn_bn_relu_backward_d(pool, b.c, b.n, b.h, b.w, k, zi, b.mean, b.invstd, b.gamma, b.scale, b.shift, dy,
@@ -283,10 +284,10 @@ static void check_bn(int train, int k, bool dropout)
 			failures++;
 		}
 		free(zi);
-		free(gt);
 		free(dg2);
 		free(db2);
 	}
+	free(gt);
 	char what[96];
 	snprintf(what, sizeof what, "bn+relu+pool%d%s (%s): ", k, dropout ? "+dropout" : "", train ? "train" : "eval");
 	char w1[128], w2[128], w3[128];
