@@ -114,6 +114,11 @@ typedef struct {
 #define OPT_MAX_RECORD(type)                                                                                  \
 	{"max-record", 0, OPT_SIZE, offsetof(type, max_record), .arg = "N",                                       \
 	 .help = "record size limit in bytes (K/M/G suffix; default\n256M, or $SERTOOLS_MAX_RECORD)"}
+/* --threads of the programs that run a model (NN_MAX_THREADS, nn_pool.h, is
+ * the bound; the caller includes nn_pool.h). */
+#define OPT_MODEL_THREADS(type)                                                                               \
+	{"threads", 0, OPT_INT, offsetof(type, threads), .min = 0, .max = NN_MAX_THREADS, .def = "0", .arg = "N", \
+	 .help = "threads; 0: the cores this process may use"}
 /* A letter that no longer means anything here, refused with a hint. */
 #define OPT_REFUSE(letter_, hint) {NULL, (letter_), OPT_FLAG, 0, .flags = OPT_HIDDEN | OPT_REFUSED, .must = (hint)}
 
