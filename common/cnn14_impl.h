@@ -58,8 +58,9 @@ typedef struct {
 	float *gtmp;             /* BN backward's per-thread channel scratch */
 	float *dlogits, *dh, *dfeat;
 	nn_conv_ws ws;
-	void **allocs;           /* every buffer above, freed together */
-	size_t nallocs, cap;
+	void **allocs;           /* every buffer above: slots kept across plans */
+	size_t *sizes;           /* bytes of each slot */
+	size_t nslots, nused, cap;
 } cnn14_plan;
 
 struct cnn14 {

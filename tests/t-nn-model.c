@@ -201,6 +201,14 @@ int main(void)
 			worst = fmaxf(worst, fabsf(l2[i] - l3[i]));
 		CHECK(worst <= 1e-5f, "the same samples in batches of 2 and 3 differ by %g", worst);
 		CHECK(memcmp(l3, l3b, sizeof l3) == 0, "replanning changed the result");
+		/* a plan reuses the buffers of the previous one when they are large
+		 * enough (cnn14.c, plan_alloc): what ran before must not matter */
+		float r1[K], r2[K], scratch[K];
+		cnn14_forward(a, x, 1, 100, 0, r1);
+		cnn14_forward(a, x, 1, 33, 0, scratch);
+		cnn14_forward(a, x, 1, 120, 0, scratch);
+		cnn14_forward(a, x, 1, 100, 0, r2);
+		CHECK(memcmp(r1, r2, sizeof r1) == 0, "the result of one shape depends on the shapes planned before it");
 	}
 
 	/* mismatches */
