@@ -389,57 +389,46 @@ static void *plan_alloc(cnn14 *m, size_t bytes)
 	if (bytes == 0)
 		bytes = 64;
 	cnn14_plan *pl = &m->plan;
-	size_t i = pl->nused;
-	if (i < pl->nslots && pl->sizes[i] >= bytes) {
-		pl->nused++;
-		return pl->allocs[i];
-	}
-	if (i == pl->nslots) {
+	if (pl->nused == pl->nslots) {
 		if (pl->nslots == pl->cap) {
 			size_t cap = pl->cap ? 2 * pl->cap : 64;
-			void **a = realloc(pl->allocs, cap * sizeof *a);
+			plan_slot *a = realloc(pl->slots, cap * sizeof *a);
 			if (!a)
 				return NULL;
-			pl->allocs = a;
-			size_t *sz = realloc(pl->sizes, cap * sizeof *sz);
-			if (!sz)
-				return NULL;
-			pl->sizes = sz;
+			pl->slots = a;
 			pl->cap = cap;
 		}
-		pl->allocs[i] = NULL;
-		pl->sizes[i] = 0;
-		pl->nslots++;
-	} else if (bytes <= SIZE_MAX - bytes / 4) {
-		bytes += bytes / 4;
+		pl->slots[pl->nslots++] = (plan_slot){NULL, 0};
 	}
-	free(pl->allocs[i]);
-	pl->allocs[i] = sv_aligned_alloc(bytes);
-	pl->sizes[i] = pl->allocs[i] ? bytes : 0;
-	if (!pl->allocs[i])
-		return NULL;
+	plan_slot *sl = &pl->slots[pl->nused];
+	if (sl->bytes < bytes) {
+		if (sl->bytes > 0 && bytes <= SIZE_MAX - bytes / 4)
+			bytes += bytes / 4;
+		free(sl->p);
+		sl->p = sv_aligned_alloc(bytes);
+		sl->bytes = sl->p ? bytes : 0;
+		if (!sl->p)
+			return NULL;
+	}
 	pl->nused++;
-	return pl->allocs[i];
+	return sl->p;
 }
 
 /* Forgets the plan; its slots are freed unless keep_slots. */
 static void plan_reset(cnn14 *m, bool keep_slots)
 {
 	cnn14_plan *pl = &m->plan;
-	void **allocs = pl->allocs;
-	size_t *sizes = pl->sizes, nslots = pl->nslots, cap = pl->cap;
+	plan_slot *slots = pl->slots;
+	size_t nslots = pl->nslots, cap = pl->cap;
 	if (!keep_slots) {
 		for (size_t i = 0; i < nslots; i++)
-			free(allocs[i]);
-		free(allocs);
-		free(sizes);
-		allocs = NULL;
-		sizes = NULL;
+			free(slots[i].p);
+		free(slots);
+		slots = NULL;
 		nslots = cap = 0;
 	}
 	memset(pl, 0, sizeof *pl);
-	pl->allocs = allocs;
-	pl->sizes = sizes;
+	pl->slots = slots;
 	pl->nslots = nslots;
 	pl->cap = cap;
 	m->have_forward = false;

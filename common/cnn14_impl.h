@@ -47,6 +47,11 @@ typedef struct {
 } block_plan;
 
 typedef struct {
+	void *p;
+	size_t bytes;
+} plan_slot;
+
+typedef struct {
 	bool ready, train, dropout, batch_stats;
 	int batch, frames;
 	float *xin, *bn0f;
@@ -58,8 +63,7 @@ typedef struct {
 	float *gtmp;             /* BN backward's per-thread channel scratch */
 	float *dlogits, *dh, *dfeat;
 	nn_conv_ws ws;
-	void **allocs;           /* every buffer above: slots kept across plans */
-	size_t *sizes;           /* bytes of each slot */
+	plan_slot *slots;        /* every buffer above, kept across plans (plan_alloc) */
 	size_t nslots, nused, cap;
 } cnn14_plan;
 
