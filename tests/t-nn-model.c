@@ -50,6 +50,15 @@ static void train_with(cnn14 *m, int steps, unsigned mode, const cnn14_sgd *opt,
 	}
 }
 
+/* The fused-step comparison's model: seed 31, all layers or linear only. */
+static cnn14 *make_tuned(bool linear)
+{
+	cnn14 *m = make(K, 31);
+	if (linear)
+		cnn14_set_finetune(m, CNN14_FINETUNE_LINEAR, false);
+	return m;
+}
+
 static void train(cnn14 *m, int steps, unsigned mode)
 {
 	train_with(m, steps, mode, &sgd, false);
@@ -311,11 +320,7 @@ int main(void)
 		const cnn14_sgd opts[] = {{0.05, 0.9, 1e-3, true}, {0.05, 0.9, 0, false}, {0.02, 0, 0, false}};
 		for (int o = 0; o < 3; o++)
 			for (int mode = 0; mode < 3; mode++) {
-				cnn14 *sep = make(K, 31), *fus = make(K, 31);
-				if (mode == 2) {
-					cnn14_set_finetune(sep, CNN14_FINETUNE_LINEAR, false);
-					cnn14_set_finetune(fus, CNN14_FINETUNE_LINEAR, false);
-				}
+				cnn14 *sep = make_tuned(mode == 2), *fus = make_tuned(mode == 2);
 				unsigned flags = mode == 1 ? CNN14_NO_DROPOUT : 0;
 				train_with(sep, 3, flags, &opts[o], false);
 				train_with(fus, 3, flags, &opts[o], true);
@@ -325,9 +330,7 @@ int main(void)
 				CHECK(cnn14_steps(fus) == 3, "fused step count %llu", (unsigned long long)cnn14_steps(fus));
 				cnn14_sgd other = opts[o];
 				other.lr *= 1.5;
-				cnn14 *oth = make(K, 31);
-				if (mode == 2)
-					cnn14_set_finetune(oth, CNN14_FINETUNE_LINEAR, false);
+				cnn14 *oth = make_tuned(mode == 2);
 				train_with(oth, 3, flags, &other, true);
 				CHECK(first_diff(sep, oth, "") >= 0, "a larger step gave the same parameters");
 				cnn14_free(sep);
