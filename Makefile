@@ -26,12 +26,15 @@ PKGS = sox fftw3f fftw3 openblas
 #   NATIVE=1  also -march=native (only for the CPU it was built on)
 #   WERROR=1  warnings are errors (make check and CI; never a user's default)
 #   SAN=1     AddressSanitizer + UndefinedBehaviorSanitizer
+#   VARIANT=baseline|avx2|avx512f  every kernel in that variant only, not
+#             chosen at run time (make check's variant builds, common/cpu.h)
 # -ffp-contract=off: no fused multiply-add unless written, so every kernel
 # variant (and gcc and clang alike) rounds the same way.  -Wno-psabi: the
 # vector types of the kernels never cross a function boundary that is not
 # inlined (common/cpu.h), which is what that warning is about.
 OPT ?= -O3
 NATIVE ?=
+VARIANT ?=
 WERROR ?=
 SAN ?=
 
@@ -44,6 +47,12 @@ ARCHFLAGS = -march=native -DSER_NATIVE=1
 endif
 ifeq ($(WERROR),1)
 WERRFLAGS = -Werror
+endif
+ifneq ($(VARIANT),)
+ifeq ($(filter $(VARIANT),baseline avx2 avx512f),)
+$(error VARIANT must be baseline, avx2 or avx512f, not '$(VARIANT)')
+endif
+ARCHFLAGS = -DSER_VARIANT_$(shell echo $(VARIANT) | tr a-z A-Z)=1
 endif
 
 SER_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wno-psabi $(WERRFLAGS) -g -pthread -ffp-contract=off \
@@ -63,7 +72,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BINS := $(addprefix $(BUILD)/bin/,$(PROGS))
 SCRIPTS := $(wildcard filters/*.py filters/*.sh)
 
-.PHONY: all check check-fast bench install clean deps deps-demo demo lines mutants fuzz
+.PHONY: all check check-fast variants bench install clean deps deps-demo demo lines mutants fuzz
 
 all: $(BINS) $(TEST_BIN) scripts
 
@@ -122,7 +131,11 @@ demo:
 # the portable gcc build (OpenBLAS as the environment leaves it), the same
 # sources built with clang (OpenBLAS forced to one core type), and an
 # ASan+UBSan build.  The forced core is Haswell (AVX2) where the CPU has AVX2,
-# else Nehalem: never one the CPU cannot run.
+# else Nehalem: never one the CPU cannot run.  Beside them, the programs
+# with numeric kernels are built with every kernel in the baseline and in the
+# AVX2 variant (build-variants/), which tests/t-kernel-variants.sh compares
+# with the build under test byte for byte.
+VARIANT_PROGS = bin/melspec bin/bandpass tests/cnn-tool tests/openblas-core
 CHECK_CORE ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo Haswell || echo Nehalem)
 SUMMARY = awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f>0 || p==0)}'
 
@@ -131,11 +144,16 @@ check:
 	$(MAKE) WERROR=1 all
 	$(MAKE) BUILD=build-clang CC=clang WERROR=1 all
 	$(MAKE) BUILD=build-asan SAN=1 WERROR=1 all
+	$(MAKE) variants
 	@rm -f build/check-counts
 	@tests/run.sh build "" build/check-counts
 	@OPENBLAS_CORETYPE=$(CHECK_CORE) tests/run.sh build-clang "clang/$(CHECK_CORE) " build/check-counts
 	@tests/run.sh build-asan "asan " build/check-counts
 	@$(SUMMARY) build/check-counts
+
+variants:
+	$(MAKE) BUILD=build-variants/baseline VARIANT=baseline WERROR=1 $(addprefix build-variants/baseline/,$(VARIANT_PROGS))
+	$(MAKE) BUILD=build-variants/avx2 VARIANT=avx2 WERROR=1 $(addprefix build-variants/avx2/,$(VARIANT_PROGS))
 
 # Optimised build only, for quick iterations: make check-fast T=stream
 check-fast:
@@ -184,6 +202,6 @@ install: all
 	$(if $(wildcard man/*.5),install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5)
 
 clean:
-	rm -rf build build-asan build-clang build-native build-fuzz
+	rm -rf build build-asan build-clang build-native build-fuzz build-variants
 
 .SECONDARY:

@@ -29,11 +29,23 @@
  *
  * NATIVE=1 builds (-march=native, SER_NATIVE) compile everything for the
  * build machine and SER_KERNEL is empty.  Other architectures: empty too.
+ *
+ * VARIANT=baseline|avx2|avx512f builds (SER_VARIANT_*) compile every kernel
+ * for that one variant only, whatever the CPU would pick: `make check`
+ * builds the first two beside the dispatching build, and
+ * tests/t-kernel-variants.sh checks that all of them write the same bytes,
+ * which is the promise above, tested on a CPU that would never run them.
  */
 #ifndef SERTOOLS_CPU_H
 #define SERTOOLS_CPU_H
 
-#if defined(__x86_64__) && !defined(SER_NATIVE) && (defined(__clang__) || defined(__GNUC__))
+#if defined(SER_VARIANT_BASELINE)
+#define SER_KERNEL
+#elif defined(SER_VARIANT_AVX2)
+#define SER_KERNEL __attribute__((target("avx2")))
+#elif defined(SER_VARIANT_AVX512F)
+#define SER_KERNEL __attribute__((target("avx512f")))
+#elif defined(__x86_64__) && !defined(SER_NATIVE) && (defined(__clang__) || defined(__GNUC__))
 #define SER_KERNEL __attribute__((target_clones("default", "avx2", "avx512f")))
 #else
 #define SER_KERNEL
@@ -47,6 +59,12 @@ static inline const char *ser_cpu_variant(void)
 {
 #if defined(SER_NATIVE)
 	return "native";
+#elif defined(SER_VARIANT_BASELINE)
+	return "x86-64";
+#elif defined(SER_VARIANT_AVX2)
+	return "avx2";
+#elif defined(SER_VARIANT_AVX512F)
+	return "avx512f";
 #elif defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f"))
