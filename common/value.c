@@ -461,3 +461,49 @@ int sv_print_json(const sv *v, FILE *f)
 	}
 	return ferror(f) ? -1 : 0;
 }
+
+/* Arrays of numbers and strings (and of such arrays) and records of up to
+ * three scalars stay on one line. */
+static bool flat(const sv *v)
+{
+	if (v->kind == SV_MAP) {
+		/* a small record of scalars, e.g. one item's duration */
+		for (size_t i = 0; i < v->u.map.n; i++)
+			if (v->u.map.vals[i]->kind == SV_MAP || v->u.map.vals[i]->kind == SV_ARRAY)
+				return false;
+		return v->u.map.n <= 3;
+	}
+	for (size_t i = 0; v->kind == SV_ARRAY && i < v->u.arr.n; i++) {
+		const sv *e = v->u.arr.items[i];
+		if (e->kind == SV_MAP || (e->kind == SV_ARRAY && !flat(e)))
+			return false;
+	}
+	return true;
+}
+
+static void print_pretty(const sv *v, int depth, FILE *f)
+{
+	if (flat(v)) {
+		sv_print_json(v, f);
+		return;
+	}
+	bool map = v->kind == SV_MAP;
+	size_t n = map ? v->u.map.n : v->u.arr.n;
+	fputs(map ? "{\n" : "[\n", f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%*s", 2 * (depth + 1), "");
+		if (map) {
+			sv_print_json_string(v->u.map.keys[i], strlen(v->u.map.keys[i]), f);
+			fputs(": ", f);
+		}
+		print_pretty(map ? v->u.map.vals[i] : v->u.arr.items[i], depth + 1, f);
+		fputs(i + 1 < n ? ",\n" : "\n", f);
+	}
+	fprintf(f, "%*s%c", 2 * depth, "", map ? '}' : ']');
+}
+
+int sv_print_json_pretty(const sv *v, FILE *f)
+{
+	print_pretty(v, 0, f);
+	return ferror(f) ? -1 : 0;
+}

@@ -80,6 +80,10 @@ bool sv_utf8_valid(const char *s, size_t len);
  * form that reads back exactly, with ".0" when integral, and NaN/Inf as
  * null.  Returns 0 or -1 (I/O). */
 int sv_print_json(const sv *v, FILE *f);
+/* The same JSON on several lines for a reader, two spaces a level; arrays
+ * of scalars (and of such arrays) and records of at most three scalars stay
+ * on one line.  Returns 0 or -1 (I/O). */
+int sv_print_json_pretty(const sv *v, FILE *f);
 /* A JSON string; bytes that are not valid UTF-8 print as U+FFFD, so the
  * output is always valid JSON. */
 void sv_print_json_string(const char *s, size_t len, FILE *f);

@@ -207,47 +207,6 @@ static sv *duration_value(const summary *s, const sv *header)
 	return d;
 }
 
-/* Arrays of numbers and strings (and of such arrays) and records of up to
- * three scalars stay on one line. */
-static bool flat(const sv *v)
-{
-	if (v->kind == SV_MAP) {
-		/* a small record of scalars, e.g. one item's duration */
-		for (size_t i = 0; i < v->u.map.n; i++)
-			if (v->u.map.vals[i]->kind == SV_MAP || v->u.map.vals[i]->kind == SV_ARRAY)
-				return false;
-		return v->u.map.n <= 3;
-	}
-	for (size_t i = 0; v->kind == SV_ARRAY && i < v->u.arr.n; i++) {
-		const sv *e = v->u.arr.items[i];
-		if (e->kind == SV_MAP || (e->kind == SV_ARRAY && !flat(e)))
-			return false;
-	}
-	return true;
-}
-
-/* Multi-line JSON, two spaces a level, for a reader (jq reads it too). */
-static void print_pretty(const sv *v, int depth, FILE *f)
-{
-	if (flat(v)) {
-		sv_print_json(v, f);
-		return;
-	}
-	bool map = v->kind == SV_MAP;
-	size_t n = map ? v->u.map.n : v->u.arr.n;
-	fputs(map ? "{\n" : "[\n", f);
-	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%*s", 2 * (depth + 1), "");
-		if (map) {
-			sv_print_json_string(v->u.map.keys[i], strlen(v->u.map.keys[i]), f);
-			fputs(": ", f);
-		}
-		print_pretty(map ? v->u.map.vals[i] : v->u.arr.items[i], depth + 1, f);
-		fputs(i + 1 < n ? ",\n" : "\n", f);
-	}
-	fprintf(f, "%*s%c", 2 * depth, "", map ? '}' : ']');
-}
-
 static void print_tensor_line(const tensor_summary *ts)
 {
 	printf("tensor %s: %llu items, ", ts->name, (unsigned long long)ts->count);
@@ -295,7 +254,7 @@ static void print_info(sv *info, const summary *s, bool json)
 		put(info, "duration", dur);
 	if (json) {
 		put(info, "tensors", tensors_value(s));
-		print_pretty(info, 0, stdout);
+		sv_print_json_pretty(info, stdout);
 		putchar('\n');
 		return;
 	}
@@ -303,7 +262,7 @@ static void print_info(sv *info, const summary *s, bool json)
 	for (size_t i = 0; i < files->u.arr.n; i++)
 		printf("%s%s", i ? ", " : "file: ", files->u.arr.items[i]->u.str.ptr);
 	fputs("\nheader: ", stdout);
-	print_pretty(sv_get(info, "header"), 0, stdout);
+	sv_print_json_pretty(sv_get(info, "header"), stdout);
 	if (sv_get(info, "end_stats")) {
 		fputs("\nend stats: ", stdout);
 		sv_print_json(sv_get(info, "end_stats"), stdout);
