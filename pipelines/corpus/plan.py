@@ -251,8 +251,8 @@ def prosody(rng, spk, z, k):
         'bass': f3(k * (-1.0 * za + 1.0 * zd) + rng.normal(0, 1.0)),
         # the valence cue: a 'smile' brightness that no other dimension moves,
         # strong enough that valence is learnable (1.2 dB/sd left it at chance)
-        'eq_gain': f3(k * VALENCE_EQ_DB * zv + rng.normal(0, 0.5)),
-        'deq_gain': f3(k * DOMINANCE_EQ_DB * zd + rng.normal(0, 0.5)),
+        'valence_eq_gain': f3(k * VALENCE_EQ_DB * zv + rng.normal(0, 0.5)),
+        'dominance_eq_gain': f3(k * DOMINANCE_EQ_DB * zd + rng.normal(0, 0.5)),
         'loud': f3(spk['level'] + k * (2.5 * za + 1.0 * zd) + rng.normal(0, 1.0)),
     }
 
@@ -297,8 +297,8 @@ def speech_job(rng, name, spk, text, z, k, cond):
         'pitch': p['pitch'], 'rate': p['rate'], 'gap': p['gap'], 'range': p['range'],
         'text': ssml_escape(text), 'vtl': f3(spk['vtl']),
         'highpass': cond['highpass'], 'lowpass': cond['lowpass'],
-        'bass': p['bass'], 'treble': p['treble'], 'eq_freq': 1800.0, 'eq_gain': p['eq_gain'],
-        'deq_freq': 250.0, 'deq_gain': p['deq_gain'],
+        'bass': p['bass'], 'treble': p['treble'], 'valence_eq_freq': 1800.0,
+        'valence_eq_gain': p['valence_eq_gain'], 'dominance_eq_freq': 250.0, 'dominance_eq_gain': p['dominance_eq_gain'],
         'reverb': cond['reverb'], 'pad': cond['pad'], 'noise': cond['noise'],
         'snr': cond['snr'], 'level': f3(cond['level'] + p['loud']),
         'seed': int(rng.integers(0, 2**31 - 1)),

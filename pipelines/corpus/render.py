@@ -67,8 +67,8 @@ def speech(job):
     sox = (['sox', '-R', '-t', 'wav', '-'] + SOX_OUT
            + ['gain', '-10', 'speed', f'{job["vtl"]:g}', 'highpass', f'{job["highpass"]:g}',
               'bass', f'{job["bass"]:g}', '200', 'treble', f'{job["treble"]:g}', '3000',
-              'equalizer', f'{job["eq_freq"]:g}', '1.2q', f'{job["eq_gain"]:g}',
-              'equalizer', f'{job["deq_freq"]:g}', '1.5q', f'{job["deq_gain"]:g}']
+              'equalizer', f'{job["valence_eq_freq"]:g}', '1.2q', f'{job["valence_eq_gain"]:g}',
+              'equalizer', f'{job["dominance_eq_freq"]:g}', '1.5q', f'{job["dominance_eq_gain"]:g}']
            + (['lowpass', f'{job["lowpass"]:g}'] if job['lowpass'] else [])
            + reverb_args(job['reverb']))
     x = run_pipe(espeak, sox, job['name'])
