@@ -159,6 +159,7 @@ variants:
 check-fast:
 	build-aux/deps.sh check
 	$(MAKE) all
+	$(MAKE) variants
 	@rm -f $(BUILD)/check-counts
 	@tests/run.sh $(BUILD) "" $(BUILD)/check-counts $(T)
 	@$(SUMMARY) $(BUILD)/check-counts

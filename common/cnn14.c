@@ -9,6 +9,7 @@
 
 #include "cnn14_impl.h"
 #include "cpu.h"
+#include "value.h"
 
 static const int base_channels[CNN14_BLOCKS] = {64, 128, 256, 512, 1024, 2048};
 
@@ -228,10 +229,20 @@ cnn14 *cnn14_new(const cnn14_config *cfg, char *err)
 	return m;
 }
 
+void cnn14_weights_changed(cnn14 *m)
+{
+	for (int b = 0; b < CNN14_BLOCKS; b++)
+		for (int j = 0; j < 2; j++) {
+			free(m->ahead[b][j].u);
+			m->ahead[b][j] = (ahead_kernels){NULL, 0, false};
+		}
+}
+
 void cnn14_free(cnn14 *m)
 {
 	if (!m)
 		return;
+	cnn14_weights_changed(m);
 	cnn14_plan_free(m);
 	nn_pool_free(m->pool);
 	free(m->param);
@@ -332,6 +343,7 @@ static void materialise_grad(cnn14 *m, int i)
 cnn14_tensor cnn14_tensor_at(cnn14 *m, size_t i)
 {
 	ctensor *t = &m->t[i];
+	cnn14_weights_changed(m); /* the caller may write through the pointers */
 	cnn14_tensor o;
 	memset(&o, 0, sizeof o);
 	o.name = t->name;
@@ -483,8 +495,9 @@ static bool plan_block(cnn14 *m, int b, int n, int h, int w, int cin, plan_max *
 	bp->k = k;
 	bp->p = (size_t)n * (size_t)h * (size_t)w;
 	bp->pout = (size_t)n * (size_t)(h / k) * (size_t)(w / k);
-	nn_conv_plan(&bp->cv1, cin, c, n, h, w);
-	nn_conv_plan(&bp->cv2, c, c, n, h, w);
+	void (*conv_plan)(nn_conv *, int, int, int, int, int) = train ? nn_conv_plan : nn_conv_plan_inference;
+	conv_plan(&bp->cv1, cin, c, n, h, w);
+	conv_plan(&bp->cv2, c, c, n, h, w);
 	if (b == 0)
 		ALLOC(bp->x, bp->p);
 	else
@@ -562,11 +575,16 @@ static bool plan_rest(cnn14 *m, size_t n, const plan_max *mx)
 static int plan(cnn14 *m, int batch, int frames, bool train)
 {
 	cnn14_plan *pl = &m->plan;
-	if (pl->ready && pl->batch == batch && pl->frames == frames && (pl->train || !train))
+	/* an inference forward never reuses a training plan: their convolutions
+	 * may differ (nn_conv_plan_inference), and a result must not depend on
+	 * what ran before */
+	if (pl->ready && pl->batch == batch && pl->frames == frames && pl->train == train)
 		return CNN14_OK;
 	/* the slots of a plan of the other mode are freed: the two lay out their
 	 * buffers differently, and keeping both would hold the sum of the two */
 	plan_reset(m, pl->ready && pl->train == train);
+	if (train) /* training changes the weights anyway; do not hold both */
+		cnn14_weights_changed(m);
 	pl->batch = batch;
 	pl->frames = frames;
 	pl->train = train;
@@ -645,6 +663,31 @@ static void head_forward(cnn14 *m, int batch, bool dropout)
 	nn_linear_forward(batch, c6, k, pl->hd, cnn14_pdata(m, m->fc_w), cnn14_pdata(m, m->fc_b), pl->logits);
 }
 
+/* *u = the kernels transformed ahead that convolution j of block b reads,
+ * made now if the weights changed since (NULL when it reads none).  -1
+ * when out of memory. */
+static int kernels_ahead(cnn14 *m, int b, int j, const nn_conv *cv, int weight, const float **u)
+{
+	ahead_kernels *a = &m->ahead[b][j];
+	size_t size = nn_conv_kernels_size(cv);
+	*u = NULL;
+	if (size == 0)
+		return 0;
+	if (a->size < size) {
+		free(a->u);
+		*a = (ahead_kernels){sv_aligned_alloc(size * sizeof *a->u), size, false};
+		if (!a->u) {
+			a->size = 0;
+			return -1;
+		}
+	}
+	if (!a->valid)
+		nn_conv_transform_kernels(m->pool, cv, cnn14_pdata(m, weight), a->u);
+	a->valid = true;
+	*u = a->u;
+	return 0;
+}
+
 int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode, float *logp)
 {
 	m->err[0] = 0;
@@ -679,14 +722,17 @@ int cnn14_forward(cnn14 *m, const float *x, int batch, int frames, unsigned mode
 		const block_ref *br = &m->blk[b];
 		const int c = m->ch[b];
 		float *bnf1 = bp->bnf, *bnf2 = bp->bnf + 4 * c;
-		nn_conv_forward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), bp->z1,
+		const float *u1, *u2;
+		if (kernels_ahead(m, b, 0, &bp->cv1, br->conv1, &u1) || kernels_ahead(m, b, 1, &bp->cv2, br->conv2, &u2))
+			return cnn14_fail(m, CNN14_ERR_NOMEM, "out of memory for block %d's transformed kernels", b + 1);
+		nn_conv_forward(m->pool, &bp->cv1, &pl->ws, bp->x, cnn14_pdata(m, br->conv1), u1, bp->z1,
 		                  train ? bp->keep1 : NULL);
 		if (batch_stats)
 			nn_bn_stats(m->pool, c, bp->p, bp->z1, mean, var);
 		bn_prepare(m, &br->bn1, mean, var, bp->p, batch_stats, update, bnf1);
 		nn_affine_relu_pool(m->pool, c, batch, bp->h, bp->w, 1, bp->z1, bnf1 + 2 * c, bnf1 + 3 * c, NULL, 1,
 		                      bp->a1);
-		nn_conv_forward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), bp->z2,
+		nn_conv_forward(m->pool, &bp->cv2, &pl->ws, bp->a1, cnn14_pdata(m, br->conv2), u2, bp->z2,
 		                  train ? bp->keep2 : NULL);
 		if (batch_stats)
 			nn_bn_stats(m->pool, c, bp->p, bp->z2, mean, var);
@@ -923,6 +969,7 @@ int cnn14_step(cnn14 *m, const cnn14_sgd *opt)
 			idx[n] = (int)i;
 			grads[n++] = cnn14_pgrad(m, (int)i);
 		}
+	cnn14_weights_changed(m);
 	step_tensors(m, opt, idx, grads, n);
 	m->steps++;
 	return CNN14_OK;
@@ -935,6 +982,7 @@ int cnn14_backward_step(cnn14 *m, const int *labels, const float *class_weights,
 	int rc = check_sgd(m, opt);
 	if (rc)
 		return rc;
+	cnn14_weights_changed(m);
 	/* the largest parameter pair a kernel writes at once (grad_out): a weight
 	 * and the bias that follows it in the table, or a weight alone */
 	size_t need = 0;

@@ -67,6 +67,15 @@ typedef struct {
 	size_t nslots, nused, cap;
 } cnn14_plan;
 
+/* The Winograd transform of one convolution's kernels, for inference plans
+ * (nn_conv_plan_inference): made at the first forward that needs it and
+ * kept while the weights stay the same (cnn14_weights_changed). */
+typedef struct {
+	float *u;
+	size_t size;
+	bool valid;
+} ahead_kernels;
+
 struct cnn14 {
 	int classes, width_div, ch[CNN14_BLOCKS];
 	int threads;
@@ -91,6 +100,7 @@ struct cnn14 {
 	size_t gscratch_len;
 	int embedding_batch;      /* samples of the last forward whose fc1 output (plan.hd) is readable, or 0 */
 	cnn14_plan plan;
+	ahead_kernels ahead[CNN14_BLOCKS][2];
 };
 
 int cnn14_fail(cnn14 *m, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -98,5 +108,9 @@ float *cnn14_pdata(cnn14 *m, int i);
 float *cnn14_pgrad(cnn14 *m, int i);
 int64_t *cnn14_pnbt(cnn14 *m, int i);
 void cnn14_plan_free(cnn14 *m);
+/* Every writer of the weights calls this: it frees the kernels transformed
+ * ahead (they are made again by the next inference forward), so no forward
+ * uses the transform of older weights, and training never holds them. */
+void cnn14_weights_changed(cnn14 *m);
 
 #endif

@@ -137,6 +137,7 @@ int cnn14_load(cnn14 *m, const char *path, unsigned flags)
 	st_reader *r = st_reader_open(path, 0, 0, err);
 	if (!r)
 		return cnn14_fail(m, CNN14_ERR_IO, "%s", err);
+	cnn14_weights_changed(m);
 	int rc = load_from(m, r, flags);
 	st_reader_close(r);
 	return rc;

@@ -88,7 +88,7 @@ static size_t conv_chunks(const nn_conv *cv)
 typedef struct {
 	const nn_conv *cv;
 	nn_conv_ws *ws;
-	const nn_real *x, *wt, *dz;
+	const nn_real *x, *wt, *u, *dz;   /* u: Winograd kernels transformed ahead, or NULL */
 	nn_real *z, *col, *dw, *dx;
 	const nn_real *kept;
 	int acc;
@@ -126,7 +126,7 @@ nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward)
 		if (cv->strategy == NN_CONV_WINOGRAD) { /* chunks of tile rows; dx as the forward, transposed */
 			size_t v = backward && winograd_grad_fits(cv) ? wino_grad_col_size(cv) : wino_col_size(cv);
 			s.col = MAX(s.col, v + 16 * (wino_tile_cols(cv) + 1));
-			s.full = wino_kernel_size(cv);
+			s.full = cv->kernels_ahead ? 0 : wino_kernel_size(cv);
 		}
 		if (backward) {
 			size_t parts = winograd_grad_fits(cv) ? wino_chunks(cv) : conv_chunks(cv);
@@ -418,9 +418,10 @@ static void conv_forward_task(void *arg, int tid, int nth)
 }
 
 void nn_conv_forward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn_real *x,
-                            const nn_real *wt, nn_real *z, nn_real *keep_col)
+                            const nn_real *wt, const nn_real *u, nn_real *z, nn_real *keep_col)
 {
-	conv_ctx c = {cv, ws, x, wt, NULL, z, keep_col ? keep_col : ws->full, NULL, NULL, NULL, 0, pool, {0, 0, 0}};
+	conv_ctx c = {cv, ws, x, wt, cv->kernels_ahead ? u : NULL, NULL, z, keep_col ? keep_col : ws->full, NULL, NULL,
+	              NULL, 0, pool, {0, 0, 0}};
 	nn_pool_run(pool, conv_forward_task, &c);
 }
 
@@ -565,7 +566,7 @@ void nn_conv_backward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn
                              const nn_real *wt, const nn_real *dz, nn_real *dw, int acc, nn_real *dx,
                              const nn_real *kept_col)
 {
-	conv_ctx c = {cv, ws, x, wt, dz, NULL, NULL, dw, dx, kept_col, acc, pool, {0, 0, 0}};
+	conv_ctx c = {cv, ws, x, wt, NULL, dz, NULL, NULL, dw, dx, kept_col, acc, pool, {0, 0, 0}};
 	nn_pool_run(pool, conv_backward_task, &c);
 }
 
@@ -610,7 +611,7 @@ static bool winograd_whole_fits(const nn_conv *cv)
 
 void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, int chunk_rows)
 {
-	*cv = (nn_conv){cin, cout, n, h, w, chunk_rows, NN_CONV_WHOLE_BATCH};
+	*cv = (nn_conv){cin, cout, n, h, w, chunk_rows, NN_CONV_WHOLE_BATCH, 0};
 	if (chunk_rows == 0)
 		cv->strategy = winograd_whole_fits(cv) ? NN_CONV_WHOLE_WINOGRAD : NN_CONV_WHOLE_BATCH;
 	else
@@ -618,6 +619,61 @@ void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, i
 		               : small_fits(cv)    ? NN_CONV_SMALL
 		               : winograd_fits(cv) ? NN_CONV_WINOGRAD
 		                                   : NN_CONV_CHUNKED;
+}
+
+/* Forward-only plans, whose kernels are transformed ahead, take Winograd
+ * from WINOGRAD_AHEAD_MIN_CH channels (chunked or whole batch) and, whole
+ * batch, WINOGRAD_AHEAD_MIN_TILES tiles: without the per-call transform only
+ * the tile transforms and thin products are left to pay for.  A layer whose
+ * transformed kernels exceed WINOGRAD_AHEAD_SMALL floats needs
+ * WINOGRAD_AHEAD_WIDE_MIN_TILES: with few tiles its products are bound by
+ * reading the kernels, 16/9 of the weights' bytes.  Measured on Cnn14
+ * (README, Speed): 4 tiles against 16 and 32 channels against 64 were
+ * faster at channels / 8 (batch 1, 225-650 frames); at full width, batch 1
+ * x 440 frames, block 6 (2048 channels, 7 tiles) was slower by Winograd. */
+#ifndef WINOGRAD_AHEAD_MIN_CH
+#define WINOGRAD_AHEAD_MIN_CH 32
+#endif
+#ifndef WINOGRAD_AHEAD_MIN_TILES
+#define WINOGRAD_AHEAD_MIN_TILES 4
+#endif
+#ifndef WINOGRAD_AHEAD_SMALL
+#define WINOGRAD_AHEAD_SMALL ((size_t)1 << 20)
+#endif
+#ifndef WINOGRAD_AHEAD_WIDE_MIN_TILES
+#define WINOGRAD_AHEAD_WIDE_MIN_TILES 16
+#endif
+
+void nn_conv_plan_inference(nn_conv *cv, int cin, int cout, int n, int h, int w)
+{
+	nn_conv_plan(cv, cin, cout, n, h, w);
+	bool wide = cin >= WINOGRAD_AHEAD_MIN_CH && cout >= WINOGRAD_AHEAD_MIN_CH;
+	size_t min_tiles = wino_kernel_size(cv) > WINOGRAD_AHEAD_SMALL ? WINOGRAD_AHEAD_WIDE_MIN_TILES
+	                                                               : WINOGRAD_AHEAD_MIN_TILES;
+	if (wide && cv->strategy == NN_CONV_WHOLE_BATCH && wino_whole_tiles(cv) >= min_tiles)
+		cv->strategy = NN_CONV_WHOLE_WINOGRAD;
+	else if (wide && cv->strategy == NN_CONV_CHUNKED)
+		cv->strategy = NN_CONV_WINOGRAD;
+	cv->kernels_ahead = cv->strategy == NN_CONV_WINOGRAD || cv->strategy == NN_CONV_WHOLE_WINOGRAD;
+}
+
+size_t nn_conv_kernels_size(const nn_conv *cv)
+{
+	return cv->kernels_ahead ? wino_kernel_size(cv) : 0;
+}
+
+static void transform_kernels_task(void *arg, int tid, int nth)
+{
+	conv_ctx *c = arg;
+	size_t lo, hi;
+	nn_split((size_t)c->cv->cout, 1, tid, nth, &lo, &hi);
+	wino_kernels(c->wt, c->cv->cin, c->cv->cout, lo, hi, c->z);
+}
+
+void nn_conv_transform_kernels(nn_pool *pool, const nn_conv *cv, const nn_real *wt, nn_real *u)
+{
+	conv_ctx c = {cv, NULL, NULL, wt, NULL, NULL, u, NULL, NULL, NULL, NULL, 0, pool, {0, 0, 0}};
+	nn_pool_run(pool, transform_kernels_task, &c);
 }
 
 void nn_conv_plan(nn_conv *cv, int cin, int cout, int n, int h, int w)

@@ -26,7 +26,9 @@
  *                        NN_CONV_CHUNKED;
  *   NN_CONV_WHOLE_WINOGRAD whole batch, at least 256 input and output
  *                        channels and 128 tiles: forward, dx and dW by
- *                        Winograd over the whole batch (no im2col kept).
+ *                        Winograd over the whole batch (no im2col kept);
+ *                        forward-only plans (nn_conv_plan_inference), whose
+ *                        kernels are transformed ahead, take it from fewer.
  * Threads claim chunks and channel blocks as they come free, so a thread
  * delayed by other load does not hold the others up; every unit writes its
  * own part of the result (weight gradients: one partial per chunk, summed
@@ -64,6 +66,7 @@ typedef struct {
 	int cin, cout, n, h, w;
 	int chunk_rows;              /* rows per chunk; 0 for the whole-batch strategies */
 	nn_conv_strategy strategy;
+	int kernels_ahead;           /* a Winograd forward that reads kernels transformed ahead (nn_conv_plan_inference) */
 } nn_conv;
 
 /* Plans the convolution of a batch of n images of h x w, cin -> cout
@@ -72,6 +75,19 @@ typedef struct {
 void nn_conv_plan(nn_conv *cv, int cin, int cout, int n, int h, int w);
 /* The same with the chunking given (0: whole batch), for tests. */
 void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, int chunk_rows);
+
+/* Plans a forward-only convolution whose weights stay the same across many
+ * calls (inference).  Its Winograd kernels are transformed once, ahead
+ * (nn_conv_transform_kernels), instead of at every call; without that cost
+ * Winograd pays on thinner layers, so more layers take it (nn_conv.c,
+ * WINOGRAD_AHEAD_*).  Such a plan has no backward pass. */
+void nn_conv_plan_inference(nn_conv *cv, int cin, int cout, int n, int h, int w);
+/* Values of the transformed kernels the forward of cv reads: 16 cout cin
+ * for a Winograd layer of nn_conv_plan_inference, else 0 (none). */
+size_t nn_conv_kernels_size(const nn_conv *cv);
+/* u = the Winograd transform of wt (cout, cin, 3, 3) for cv, by the pool's
+ * threads; the same values the forward would make at each call. */
+void nn_conv_transform_kernels(nn_pool *pool, const nn_conv *cv, const nn_real *wt, nn_real *u);
 
 /* Scratch of a convolution; sizes from nn_conv_ws_size. */
 typedef struct {
@@ -86,11 +102,12 @@ typedef struct {
 } nn_conv_sizes;
 nn_conv_sizes nn_conv_ws_size(const nn_conv *cv, int backward);
 
-/* z (cout x P) = conv(x (cin x P), wt (cout, cin, 3, 3)).  keep_col: for a
- * whole-batch convolution, where to leave the im2col matrix for the
- * backward pass (NULL: ws->full). */
+/* z (cout x P) = conv(x (cin x P), wt (cout, cin, 3, 3)).  u: wt's
+ * transformed kernels when nn_conv_kernels_size(cv) > 0, else NULL.
+ * keep_col: for a whole-batch convolution, where to leave the im2col matrix
+ * for the backward pass (NULL: ws->full). */
 void nn_conv_forward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn_real *x, const nn_real *wt,
-                     nn_real *z, nn_real *keep_col);
+                     const nn_real *u, nn_real *z, nn_real *keep_col);
 /* dw (+)= dL/dwt and dx = dL/dx (dx may be NULL) from dz = dL/dz.  kept_col:
  * the keep_col of the forward pass or NULL (then recomputed). */
 void nn_conv_backward(nn_pool *pool, const nn_conv *cv, nn_conv_ws *ws, const nn_real *x, const nn_real *wt,

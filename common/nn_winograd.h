@@ -313,32 +313,35 @@ SER_KERNEL static void wino_grad_chunks(conv_ctx *c, int tid)
 
 /* z = the convolution of x with wt for the layer cv (the layer itself, or
  * its transpose for the backward pass's dx), run by every pool thread: the
- * kernels' transform split by output channels, then chunks of tiles as
- * threads come free, claimed from *next. */
+ * kernels' transform split by output channels (unless u holds it already),
+ * then chunks of tiles as threads come free, claimed from *next. */
 SER_KERNEL static void wino_chunked_run(conv_ctx *c, const nn_conv *cv, const nn_real *x, const nn_real *wt,
-                                        nn_real *z, atomic_size_t *next, int tid, int nth)
+                                        const nn_real *u, nn_real *z, atomic_size_t *next, int tid, int nth)
 {
 	const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, tw = wino_tile_cols(cv);
 	const size_t rows = (size_t)cv->n * wino_tile_rows(cv), per = wino_chunk_rows(cv), chunks = wino_chunks(cv);
 	const size_t plane = cout * cin;
 	size_t lo, hi, j;
-	nn_split(cout, 1, tid, nth, &lo, &hi);
-	wino_kernels(wt, cv->cin, cv->cout, lo, hi, c->ws->full);
-	nn_pool_barrier(c->pool);
+	if (!u) {
+		nn_split(cout, 1, tid, nth, &lo, &hi);
+		wino_kernels(wt, cv->cin, cv->cout, lo, hi, c->ws->full);
+		nn_pool_barrier(c->pool);
+		u = c->ws->full;
+	}
 	nn_real *v = c->ws->col[tid], *m = v + 16 * cin * per * tw, *pad = c->ws->col[tid] + wino_col_size(cv);
 	while ((j = atomic_fetch_add(next, 1)) < chunks) {
 		size_t tr0 = j * per, tr1 = MIN(rows, tr0 + per), tiles = (tr1 - tr0) * tw;
 		wino_input(cv, x, tr0, tr1, 0, cin, v, pad);
 		for (int e = 0; e < 16; e++)
-			gemm(0, 0, cout, tiles, cin, c->ws->full + (size_t)e * plane, cin, v + (size_t)e * cin * tiles,
-			     tiles, 0, m + (size_t)e * cout * tiles, tiles);
+			gemm(0, 0, cout, tiles, cin, u + (size_t)e * plane, cin, v + (size_t)e * cin * tiles, tiles, 0,
+			     m + (size_t)e * cout * tiles, tiles);
 		wino_output(cv, m, tr0, tr1, 0, cout, z, pad);
 	}
 }
 
 SER_KERNEL static void wino_forward(conv_ctx *c, int tid, int nth)
 {
-	wino_chunked_run(c, c->cv, c->x, c->wt, c->z, &c->next[0], tid, nth);
+	wino_chunked_run(c, c->cv, c->x, c->wt, c->u, c->z, &c->next[0], tid, nth);
 }
 
 /* dx of a chunked layer from dz and the flipped, transposed kernels
@@ -346,8 +349,8 @@ SER_KERNEL static void wino_forward(conv_ctx *c, int tid, int nth)
 SER_KERNEL static void wino_dx(conv_ctx *c, int tid, int nth)
 {
 	const nn_conv *cv = c->cv;
-	nn_conv t = {cv->cout, cv->cin, cv->n, cv->h, cv->w, cv->chunk_rows, NN_CONV_WINOGRAD};
-	wino_chunked_run(c, &t, c->dz, c->ws->wflip, c->dx, &c->next[1], tid, nth);
+	nn_conv t = {cv->cout, cv->cin, cv->n, cv->h, cv->w, cv->chunk_rows, NN_CONV_WINOGRAD, 0};
+	wino_chunked_run(c, &t, c->dz, c->ws->wflip, NULL, c->dx, &c->next[1], tid, nth);
 }
 
 /* ---- the whole batch at once (NN_CONV_WHOLE_WINOGRAD) ----
@@ -357,8 +360,9 @@ SER_KERNEL static void wino_dx(conv_ctx *c, int tid, int nth)
  * shared instead: the kernels' and the input's transforms split by
  * channels, the 16 products claimed one at a time, the output transform
  * split by channels.  Each product is computed whole by one thread, so the
- * result does not depend on the thread count.  ws->full holds U, then V
- * (16 cin T), then M (16 cout T), T the batch's tiles. */
+ * result does not depend on the thread count.  ws->full holds U (unless
+ * the kernels were transformed ahead), then V (16 cin T), then M (16 cout
+ * T), T the batch's tiles. */
 
 static size_t wino_whole_tiles(const nn_conv *cv)
 {
@@ -367,20 +371,25 @@ static size_t wino_whole_tiles(const nn_conv *cv)
 
 static size_t wino_whole_size(const nn_conv *cv)
 {
-	return wino_kernel_size(cv) + 16 * ((size_t)cv->cin + (size_t)cv->cout) * wino_whole_tiles(cv);
+	return (cv->kernels_ahead ? 0 : wino_kernel_size(cv)) +
+	       16 * ((size_t)cv->cin + (size_t)cv->cout) * wino_whole_tiles(cv);
 }
 
-/* z = the convolution of x with wt, for the layer cv (the layer itself, or
- * its transpose for the backward pass's dx), claiming products from *next. */
+/* z = the convolution of x with wt (or with the kernels transformed ahead,
+ * u), for the layer cv (the layer itself, or its transpose for the backward
+ * pass's dx), claiming products from *next. */
 SER_KERNEL static void wino_whole_run(conv_ctx *c, const nn_conv *cv, const nn_real *x, const nn_real *wt,
-                                      nn_real *z, atomic_size_t *next, int tid, int nth)
+                                      const nn_real *u, nn_real *z, atomic_size_t *next, int tid, int nth)
 {
 	const size_t cin = (size_t)cv->cin, cout = (size_t)cv->cout, rows = (size_t)cv->n * wino_tile_rows(cv);
 	const size_t tiles = wino_whole_tiles(cv), plane = cout * cin;
-	nn_real *u = c->ws->full, *v = u + 16 * plane, *m = v + 16 * cin * tiles, *pad = c->ws->col[tid];
+	nn_real *v = u ? c->ws->full : c->ws->full + 16 * plane, *m = v + 16 * cin * tiles, *pad = c->ws->col[tid];
 	size_t lo, hi, e;
-	nn_split(cout, 1, tid, nth, &lo, &hi);
-	wino_kernels(wt, cv->cin, cv->cout, lo, hi, u);
+	if (!u) {
+		nn_split(cout, 1, tid, nth, &lo, &hi);
+		wino_kernels(wt, cv->cin, cv->cout, lo, hi, c->ws->full);
+		u = c->ws->full;
+	}
 	nn_split(cin, 1, tid, nth, &lo, &hi);
 	wino_input(cv, x, 0, rows, lo, hi, v, pad);
 	nn_pool_barrier(c->pool);
@@ -394,7 +403,7 @@ SER_KERNEL static void wino_whole_run(conv_ctx *c, const nn_conv *cv, const nn_r
 
 SER_KERNEL static void wino_whole_forward(conv_ctx *c, int tid, int nth)
 {
-	wino_whole_run(c, c->cv, c->x, c->wt, c->z, &c->next[0], tid, nth);
+	wino_whole_run(c, c->cv, c->x, c->wt, c->u, c->z, &c->next[0], tid, nth);
 }
 
 /* The whole-batch layer's weight gradient (into c->dw, added when acc):
@@ -425,8 +434,8 @@ SER_KERNEL static void wino_whole_grad(conv_ctx *c, int tid, int nth)
 SER_KERNEL static void wino_whole_dx(conv_ctx *c, int tid, int nth)
 {
 	const nn_conv *cv = c->cv;
-	nn_conv t = {cv->cout, cv->cin, cv->n, cv->h, cv->w, 0, NN_CONV_WHOLE_WINOGRAD};
-	wino_whole_run(c, &t, c->dz, c->ws->wflip, c->dx, &c->next[2], tid, nth);
+	nn_conv t = {cv->cout, cv->cin, cv->n, cv->h, cv->w, 0, NN_CONV_WHOLE_WINOGRAD, 0};
+	wino_whole_run(c, &t, c->dz, c->ws->wflip, NULL, c->dx, &c->next[2], tid, nth);
 }
 
 #endif

@@ -10,7 +10,7 @@
 # and each variant build says which variant it runs (openblas-core).
 # OpenBLAS is pinned to one core type for all of them, so that only our
 # kernels differ.  The AVX2 build runs only on a CPU with AVX2.  Skipped when
-# the variant builds are missing (`make check` builds them; check-fast does not).
+# the variant builds are missing (`make check` and `make check-fast` build them).
 set -eu -o pipefail
 fail() { echo "FAIL: $*"; exit 1; }
 vroot=$SERTOOLS_SRC/build-variants

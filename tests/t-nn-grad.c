@@ -21,6 +21,9 @@
 #define nn_colbn_stats nn_colbn_stats_d
 #define nn_conv_backward nn_conv_backward_d
 #define nn_conv_forward nn_conv_forward_d
+#define nn_conv_kernels_size nn_conv_kernels_size_d
+#define nn_conv_transform_kernels nn_conv_transform_kernels_d
+#define nn_conv_plan_inference nn_conv_plan_inference_d
 #define nn_conv_ws_size nn_conv_ws_size_d
 #define nn_conv_plan nn_conv_plan_d
 #define nn_conv_plan_chunked nn_conv_plan_chunked_d
@@ -41,6 +44,9 @@
 #define WINOGRAD_GRAD_MIN_CH 4
 #define WINOGRAD_WHOLE_MIN_CH 4
 #define WINOGRAD_WHOLE_MIN_TILES 8
+/* forward-only plans (kernels transformed ahead) from 4 channels and tiles */
+#define WINOGRAD_AHEAD_MIN_CH 4
+#define WINOGRAD_AHEAD_MIN_TILES 4
 #include "nn_layers.c"
 #include "nn_conv.c"
 
@@ -117,8 +123,82 @@ static double conv_loss(void *arg)
 {
 	conv_t *c = arg;
 	size_t p = (size_t)c->cv.n * (size_t)c->cv.h * (size_t)c->cv.w;
-	nn_conv_forward_d(pool, &c->cv, &c->ws, c->x, c->wt, c->z, c->keep);
+	nn_conv_forward_d(pool, &c->cv, &c->ws, c->x, c->wt, NULL, c->z, c->keep);
 	return dot(c->z, c->r, (size_t)c->cv.cout * p);
+}
+
+/* max |z - the definition's 7-loop sum| of c's last forward */
+static double def_diff(const conv_t *c)
+{
+	const int cin = c->cv.cin, cout = c->cv.cout, n = c->cv.n, h = c->cv.h, w = c->cv.w;
+	size_t p = (size_t)n * (size_t)h * (size_t)w;
+	double maxd = 0;
+	for (int co = 0; co < cout; co++)
+		for (int img = 0; img < n; img++)
+			for (int y = 0; y < h; y++)
+				for (int x = 0; x < w; x++) {
+					double s2 = 0;
+					for (int ci = 0; ci < cin; ci++)
+						for (int kh = 0; kh < 3; kh++)
+							for (int kw = 0; kw < 3; kw++) {
+								int yy = y + kh - 1, xx = x + kw - 1;
+								if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+									continue;
+								s2 += c->wt[((size_t)co * (size_t)cin + (size_t)ci) * 9 + (size_t)(kh * 3 + kw)] *
+								      c->x[(size_t)ci * p + ((size_t)img * (size_t)h + (size_t)yy) * (size_t)w + (size_t)xx];
+							}
+					double d = fabs(s2 - c->z[(size_t)co * p + ((size_t)img * (size_t)h + (size_t)y) * (size_t)w + (size_t)x]);
+					maxd = d > maxd ? d : maxd;
+				}
+	return maxd;
+}
+
+/* A forward-only plan (nn_conv_plan_inference) of a layer that takes
+ * Winograd with its kernels transformed ahead: the forward from those
+ * kernels against the definition.  Its workspace holds no kernels (ASan
+ * would see a write past it). */
+static void check_conv_ahead(int cin, int cout, int n, int h, int w, nn_conv_strategy want)
+{
+	conv_t c;
+	memset(&c, 0, sizeof c);
+	nn_conv_plan_inference_d(&c.cv, cin, cout, n, h, w);
+	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
+	nn_conv_sizes s = nn_conv_ws_size_d(&c.cv, 0);
+	c.ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c.ws.col);
+	if (!c.ws.col) {
+		printf("FAIL: out of memory\n");
+		exit(1);
+	}
+	for (int t = 0; t < nn_pool_threads(pool); t++)
+		c.ws.col[t] = vec(s.col, 0);
+	c.ws.full = vec(s.full, 0);
+	c.x = vec((size_t)cin * p, 1);
+	c.wt = vec(nw, 1);
+	c.z = vec((size_t)cout * p, 0);
+	double *u = vec(nn_conv_kernels_size_d(&c.cv), 0);
+	nn_conv_transform_kernels_d(pool, &c.cv, c.wt, u);
+	nn_conv_forward_d(pool, &c.cv, &c.ws, c.x, c.wt, u, c.z, NULL);
+	double maxd = def_diff(&c);
+	printf("conv %dx%d %d->%d, inference plan (%s, kernels ahead) forward max abs diff to the definition %.2e\n", h,
+	       w, cin, cout, c.cv.strategy == NN_CONV_WINOGRAD ? "winograd" : "whole winograd", maxd);
+	if (c.cv.strategy != want || !c.cv.kernels_ahead || nn_conv_kernels_size_d(&c.cv) != 16 * (size_t)cin * (size_t)cout) {
+		printf("FAIL: %d->%d %dx%dx%d: inference plan strategy %d, kernels ahead %d\n", cin, cout, n, h, w,
+		       (int)c.cv.strategy, c.cv.kernels_ahead);
+		failures++;
+	}
+	if (!(maxd <= 1e-12)) {
+		printf("FAIL: %d->%d: the forward from kernels transformed ahead differs from the definition by %.3e\n", cin,
+		       cout, maxd);
+		failures++;
+	}
+	for (int t = 0; t < nn_pool_threads(pool); t++)
+		free(c.ws.col[t]);
+	free(c.ws.col);
+	free(c.ws.full);
+	free(c.x);
+	free(c.wt);
+	free(c.z);
+	free(u);
 }
 
 static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
@@ -145,26 +225,10 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	c.r = vec((size_t)cout * p, 1);
 	/* forward against the definition */
 	conv_loss(&c);
-	double maxd = 0;
-	for (int co = 0; co < cout; co++)
-		for (int img = 0; img < n; img++)
-			for (int y = 0; y < h; y++)
-				for (int x = 0; x < w; x++) {
-					double s2 = 0;
-					for (int ci = 0; ci < cin; ci++)
-						for (int kh = 0; kh < 3; kh++)
-							for (int kw = 0; kw < 3; kw++) {
-								int yy = y + kh - 1, xx = x + kw - 1;
-								if (yy < 0 || yy >= h || xx < 0 || xx >= w)
-									continue;
-								s2 += c.wt[((size_t)co * (size_t)cin + (size_t)ci) * 9 + (size_t)(kh * 3 + kw)] *
-								      c.x[(size_t)ci * p + ((size_t)img * (size_t)h + (size_t)yy) * (size_t)w + (size_t)xx];
-							}
-					double d = fabs(s2 - c.z[(size_t)co * p + ((size_t)img * (size_t)h + (size_t)y) * (size_t)w + (size_t)x]);
-					maxd = d > maxd ? d : maxd;
-				}
+	double maxd = def_diff(&c);
 	char what[96];
 	static const char *const names[] = {"whole batch", "chunked", "direct", "small", "winograd", "whole winograd"};
+
 	snprintf(what, sizeof what, "conv %dx%d %d->%d, chunk_rows %d (%s)", h, w, cin, cout, chunk_rows,
 	         names[c.cv.strategy]);
 	printf("%-44s forward max abs diff to the definition %.2e\n", what, maxd);
@@ -442,6 +506,9 @@ int main(void)
 	check_conv(0, 6, 4, 3, 1, 9);   /* whole-batch Winograd: one-row images (half-empty tiles) */
 	check_conv(0, 5, 7, 2, 4, 4);   /* whole-batch Winograd: whole tiles only, threads split 5 and 7 channels */
 	check_conv(0, 4, 4, 1, 3, 3);   /* whole batch, 4 tiles: too few for Winograd */
+	check_conv_ahead(4, 5, 2, 5, 7, NN_CONV_WHOLE_WINOGRAD);  /* inference: whole batch, odd sizes, across images */
+	check_conv_ahead(4, 4, 1, 3, 3, NN_CONV_WHOLE_WINOGRAD);  /* inference: the 4 tiles the per-call plan refuses */
+	check_conv_ahead(4, 6, 2, 41, 51, NN_CONV_WINOGRAD);      /* inference: chunked (over 4096 positions) */
 	for (int train = 0; train < 2; train++) {
 		check_bn(train, 1, false);
 		check_bn(train, 2, false);

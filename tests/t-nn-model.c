@@ -220,6 +220,40 @@ int main(void)
 		CHECK(memcmp(r1, r2, sizeof r1) == 0, "the result of one shape depends on the shapes planned before it");
 	}
 
+	/* an inference forward reads Winograd kernels transformed ahead (block 5's
+	 * second convolution here); they follow the weights: after a training
+	 * step, a write through cnn14_tensor_at and a load, the forward equals
+	 * a fresh model's with the same weights */
+	{
+		float y0[B * K], y1[B * K], y2[B * K], yw1[B * K];
+		cnn14 *m = make(K, 41);
+		cnn14_forward(m, x, B, T, 0, y0);
+		CHECK(cnn14_save(m, "w0.ckpt", "t-nn-model", 0, NULL) == 0, "save: %s", cnn14_error(m));
+		train(m, 1, CNN14_NO_DROPOUT);
+		cnn14_forward(m, x, B, T, 0, y1);
+		CHECK(cnn14_save(m, "w1.ckpt", "t-nn-model", 0, NULL) == 0, "save: %s", cnn14_error(m));
+		cnn14 *fresh = cnn14_open("w1.ckpt", 2, err);
+		NEED(fresh);
+		cnn14_forward(fresh, x, B, T, 0, yw1);
+		CHECK(memcmp(y1, yw1, sizeof y1) == 0 && memcmp(y0, y1, sizeof y0) != 0,
+		      "after a step, the inference forward is not that of the new weights");
+		long conv = cnn14_tensor_find(m, "conv_block5.conv2.weight");
+		for (int k = 0; k < 2; k++) {
+			cnn14_tensor t = cnn14_tensor_at(k ? fresh : m, (size_t)conv);
+			for (size_t i = 0; i < t.numel; i++)
+				t.data[i] *= -0.5f;
+		}
+		cnn14_forward(m, x, B, T, 0, y0);
+		cnn14_forward(fresh, x, B, T, 0, y2);
+		CHECK(memcmp(y0, y2, sizeof y0) == 0 && memcmp(y0, y1, sizeof y0) != 0,
+		      "after a write through cnn14_tensor_at, the inference forward is not that of the new weights");
+		CHECK(cnn14_load(m, "w1.ckpt", 0) == 0, "load: %s", cnn14_error(m));
+		cnn14_forward(m, x, B, T, 0, y0);
+		CHECK(memcmp(y0, yw1, sizeof y0) == 0, "after a load, the inference forward is not that of the loaded weights");
+		cnn14_free(fresh);
+		cnn14_free(m);
+	}
+
 	/* mismatches */
 	cnn14 *e = make(K + 2, 5);
 	rc = cnn14_load(e, "a.ckpt", 0);

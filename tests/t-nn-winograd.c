@@ -65,7 +65,7 @@ static void run(nn_pool *pool, const nn_conv *cv, const float *x, const float *w
 	r->z = vec((size_t)cv->cout * p, 0);
 	r->dw = vec((size_t)cv->cout * (size_t)cv->cin * 9, 0);
 	r->dx = vec((size_t)cv->cin * p, 0);
-	nn_conv_forward(pool, cv, &r->ws, x, wt, r->z, NULL);
+	nn_conv_forward(pool, cv, &r->ws, x, wt, NULL, r->z, NULL);
 	nn_conv_backward(pool, cv, &r->ws, x, wt, dz, r->dw, 0, r->dx, NULL);
 	for (int t = 0; t < threads; t++)
 		free(r->ws.col[t]);
@@ -106,6 +106,53 @@ static void check_layer(nn_pool *pool, nn_pool *pool1, int cin, int cout, int n,
 	free(a.z), free(a.dw), free(a.dx), free(b.z), free(b.dw), free(b.dx);
 }
 
+/* z of a forward pass alone, planned by cv (u: its kernels transformed
+ * ahead, or NULL) */
+static float *forward(nn_pool *pool, const nn_conv *cv, const float *x, const float *wt, const float *u)
+{
+	nn_conv_sizes s = nn_conv_ws_size(cv, 0);
+	int threads = nn_pool_threads(pool);
+	nn_conv_ws ws = {NULL, {NULL}, NULL, vec(s.full, 0)};
+	NEED((ws.col = calloc((size_t)threads, sizeof *ws.col)) != NULL);
+	for (int t = 0; t < threads; t++)
+		ws.col[t] = vec(s.col, 0);
+	float *z = vec((size_t)cv->cout * (size_t)cv->n * (size_t)cv->h * (size_t)cv->w, 0);
+	nn_conv_forward(pool, cv, &ws, x, wt, u, z, NULL);
+	for (int t = 0; t < threads; t++)
+		free(ws.col[t]);
+	free(ws.col);
+	free(ws.full);
+	return z;
+}
+
+/* An inference plan (nn_conv_plan_inference) reads kernels transformed
+ * ahead: bit for bit the per-call plan's result where that is Winograd too
+ * (the same transform, made earlier), within TOL of its im2col where the
+ * inference plan alone takes Winograd. */
+static void check_ahead(nn_pool *pool, int cin, int cout, int n, int h, int w)
+{
+	nn_conv ahead, per_call;
+	nn_conv_plan_inference(&ahead, cin, cout, n, h, w);
+	nn_conv_plan(&per_call, cin, cout, n, h, w);
+	CHECK(ahead.kernels_ahead && nn_conv_kernels_size(&ahead) == 16 * (size_t)cin * (size_t)cout,
+	      "%d->%d %dx%dx%d: the inference plan reads no kernels transformed ahead", cin, cout, n, h, w);
+	CHECK(nn_conv_kernels_size(&per_call) == 0, "%d->%d: a per-call plan reads kernels ahead", cin, cout);
+	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
+	float *x = vec((size_t)cin * p, 2), *wt = vec(nw, 0.1f), *u = vec(nn_conv_kernels_size(&ahead), 0);
+	nn_conv_transform_kernels(pool, &ahead, wt, u);
+	float *za = forward(pool, &ahead, x, wt, u), *zp = forward(pool, &per_call, x, wt, NULL);
+	bool wino = per_call.strategy == NN_CONV_WINOGRAD || per_call.strategy == NN_CONV_WHOLE_WINOGRAD;
+	double d = rel(za, zp, (size_t)cout * p);
+	printf("%4d->%-4d %dx%dx%d, inference plan, kernels ahead: vs the per-call plan (%s) %.2e\n", cin, cout, n, h, w,
+	       wino ? "Winograd" : "im2col", d);
+	if (wino)
+		CHECK(memcmp(za, zp, (size_t)cout * p * sizeof *za) == 0, "%d->%d: kernels ahead change the result", cin,
+		      cout);
+	else
+		CHECK(d <= TOL, "%d->%d: inference plan differs by %.3e", cin, cout, d);
+	free(x), free(wt), free(u), free(za), free(zp);
+}
+
 int main(void)
 {
 	openblas_set_num_threads(1);
@@ -118,6 +165,12 @@ int main(void)
 	check_layer(pool, pool1, 128, 128, 2, 75, 32); /* chunked, dW by Winograd too */
 	check_layer(pool, pool1, 128, 256, 1, 151, 33); /* chunked, odd height and width */
 	check_layer(pool, pool1, 128, 64, 1, 150, 33); /* chunked, odd width, fewer outputs than inputs */
+	check_ahead(pool, 512, 1024, 8, 18, 4);  /* block 5: Winograd either way */
+	check_ahead(pool, 128, 128, 2, 75, 32);  /* chunked: Winograd either way */
+	check_ahead(pool, 512, 1024, 8, 9, 2);   /* block 6's shape, 40 tiles: Winograd for inference only */
+	check_ahead(pool, 32, 64, 1, 27, 8);     /* Cnn14 / 8 block 4 at batch 1: few tiles, few channels */
+	check_ahead(pool, 32, 32, 2, 2, 4);      /* t-nn-model's block 5 (channels / 32, 40 frames): 4 tiles */
+	check_ahead(pool, 32, 32, 3, 2, 4);      /* ... and 6 */
 	nn_pool_free(pool);
 	nn_pool_free(pool1);
 	return check_done();
