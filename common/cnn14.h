@@ -56,9 +56,10 @@
  * inference forward (a plan of its own, never a training plan's) keeps the
  * Winograd transform of the kernels it convolves with, made once instead
  * of at every call, until the weights change (a step, a load, or any
- * cnn14_tensor_at, whose pointers may write): 16/9 of those weights, at
- * full width 533 MB more (972 MB for 8 x 300 frames, PyTorch's inference
- * takes 971 MB), for 1.2x the speed; a training plan frees it.
+ * cnn14_tensor_at, whose pointers may write): 16/9 of those weights but
+ * for the widest layers' (nn_conv.c, WINOGRAD_AHEAD_MAX), at full width
+ * 134 MB more (717 MB for 8 x 300 frames; PyTorch's inference takes 971
+ * MB) for 1.13x the speed; a training plan frees it.
  *
  * Errors: functions return CNN14_OK (0) or a negative cnn14_status;
  * cnn14_error(model) gives the detailed message (e.g. which tensor of a

@@ -627,7 +627,11 @@ void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, i
  * the tile transforms and thin products are left to pay for.  A layer whose
  * transformed kernels exceed WINOGRAD_AHEAD_SMALL floats needs
  * WINOGRAD_AHEAD_WIDE_MIN_TILES: with few tiles its products are bound by
- * reading the kernels, 16/9 of the weights' bytes.  Measured on Cnn14
+ * reading the kernels, 16/9 of the weights' bytes.  None takes them ahead
+ * when they would exceed WINOGRAD_AHEAD_MAX floats (128 MB: Cnn14's block
+ * 6 at full width, 403 MB for its two layers): a process that trains and
+ * scores, like cnn-train, would hold them beside the weights and momentum
+ * and peak above its training step.  Measured on Cnn14
  * (README, Speed): 4 tiles against 16 and 32 channels against 64 were
  * faster at channels / 8 (batch 1, 225-650 frames); at full width, batch 1
  * x 440 frames, block 6 (2048 channels, 7 tiles) was slower by Winograd. */
@@ -643,10 +647,15 @@ void nn_conv_plan_chunked(nn_conv *cv, int cin, int cout, int n, int h, int w, i
 #ifndef WINOGRAD_AHEAD_WIDE_MIN_TILES
 #define WINOGRAD_AHEAD_WIDE_MIN_TILES 16
 #endif
+#ifndef WINOGRAD_AHEAD_MAX
+#define WINOGRAD_AHEAD_MAX ((size_t)32 << 20)
+#endif
 
 void nn_conv_plan_inference(nn_conv *cv, int cin, int cout, int n, int h, int w)
 {
 	nn_conv_plan(cv, cin, cout, n, h, w);
+	if (wino_kernel_size(cv) > WINOGRAD_AHEAD_MAX)
+		return;
 	bool wide = cin >= WINOGRAD_AHEAD_MIN_CH && cout >= WINOGRAD_AHEAD_MIN_CH;
 	size_t min_tiles = wino_kernel_size(cv) > WINOGRAD_AHEAD_SMALL ? WINOGRAD_AHEAD_WIDE_MIN_TILES
 	                                                               : WINOGRAD_AHEAD_MIN_TILES;
