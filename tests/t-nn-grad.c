@@ -153,6 +153,32 @@ static double def_diff(const conv_t *c)
 	return maxd;
 }
 
+/* c->ws for c->cv, for a forward (backward 0) or both passes */
+static void ws_alloc(conv_t *c, int backward)
+{
+	nn_conv_sizes s = nn_conv_ws_size_d(&c->cv, backward);
+	c->ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c->ws.col);
+	if (!c->ws.col) {
+		printf("FAIL: out of memory\n");
+		exit(1);
+	}
+	for (int t = 0; t < nn_pool_threads(pool); t++)
+		c->ws.col[t] = vec(s.col, 0);
+	c->ws.dw[0] = vec(s.dw, 0);
+	c->ws.wflip = vec(s.wflip, 0);
+	c->ws.full = vec(s.full, 0);
+}
+
+static void ws_free(conv_t *c)
+{
+	for (int t = 0; t < nn_pool_threads(pool); t++)
+		free(c->ws.col[t]);
+	free(c->ws.col);
+	free(c->ws.dw[0]);
+	free(c->ws.wflip);
+	free(c->ws.full);
+}
+
 /* A forward-only plan (nn_conv_plan_inference) of a layer that takes
  * Winograd with its kernels transformed ahead: the forward from those
  * kernels against the definition.  Its workspace holds no kernels (ASan
@@ -163,15 +189,7 @@ static void check_conv_ahead(int cin, int cout, int n, int h, int w, nn_conv_str
 	memset(&c, 0, sizeof c);
 	nn_conv_plan_inference_d(&c.cv, cin, cout, n, h, w);
 	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
-	nn_conv_sizes s = nn_conv_ws_size_d(&c.cv, 0);
-	c.ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c.ws.col);
-	if (!c.ws.col) {
-		printf("FAIL: out of memory\n");
-		exit(1);
-	}
-	for (int t = 0; t < nn_pool_threads(pool); t++)
-		c.ws.col[t] = vec(s.col, 0);
-	c.ws.full = vec(s.full, 0);
+	ws_alloc(&c, 0);
 	c.x = vec((size_t)cin * p, 1);
 	c.wt = vec(nw, 1);
 	c.z = vec((size_t)cout * p, 0);
@@ -191,10 +209,7 @@ static void check_conv_ahead(int cin, int cout, int n, int h, int w, nn_conv_str
 		       cout, maxd);
 		failures++;
 	}
-	for (int t = 0; t < nn_pool_threads(pool); t++)
-		free(c.ws.col[t]);
-	free(c.ws.col);
-	free(c.ws.full);
+	ws_free(&c);
 	free(c.x);
 	free(c.wt);
 	free(c.z);
@@ -207,18 +222,8 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	memset(&c, 0, sizeof c);
 	nn_conv_plan_chunked_d(&c.cv, cin, cout, n, h, w, chunk_rows);
 	size_t p = (size_t)n * (size_t)h * (size_t)w, nw = (size_t)cout * (size_t)cin * 9;
-	nn_conv_sizes s = nn_conv_ws_size_d(&c.cv, 1);
-	c.ws.col = calloc((size_t)nn_pool_threads(pool), sizeof *c.ws.col);
-	if (!c.ws.col) {
-		printf("FAIL: out of memory\n");
-		exit(1);
-	}
-	for (int t = 0; t < nn_pool_threads(pool); t++)
-		c.ws.col[t] = vec(s.col, 0);
-	c.ws.dw[0] = vec(s.dw, 0);
-	c.ws.wflip = vec(s.wflip, 0);
-	c.ws.full = vec(s.full, 0);
-	c.keep = chunk_rows ? NULL : vec(s.full, 0);
+	ws_alloc(&c, 1);
+	c.keep = chunk_rows ? NULL : vec(nn_conv_ws_size_d(&c.cv, 1).full, 0);
 	c.x = vec((size_t)cin * p, 1);
 	c.wt = vec(nw, 1);
 	c.z = vec((size_t)cout * p, 0);
@@ -228,7 +233,6 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	double maxd = def_diff(&c);
 	char what[96];
 	static const char *const names[] = {"whole batch", "chunked", "direct", "small", "winograd", "whole winograd"};
-
 	snprintf(what, sizeof what, "conv %dx%d %d->%d, chunk_rows %d (%s)", h, w, cin, cout, chunk_rows,
 	         names[c.cv.strategy]);
 	printf("%-44s forward max abs diff to the definition %.2e\n", what, maxd);
@@ -250,12 +254,7 @@ static void check_conv(int chunk_rows, int cin, int cout, int n, int h, int w)
 	fd_check(w2, c.x, (size_t)cin * p, dx, conv_loss, &c);
 	free(dw);
 	free(dx);
-	for (int t = 0; t < nn_pool_threads(pool); t++)
-		free(c.ws.col[t]);
-	free(c.ws.col);
-	free(c.ws.dw[0]);
-	free(c.ws.wflip);
-	free(c.ws.full);
+	ws_free(&c);
 	free(c.keep);
 	free(c.x);
 	free(c.wt);
