@@ -1,6 +1,7 @@
 #!/bin/bash
 # The kernel variants compute the same bits (common/cpu.h): the build under
-# test (gcc or clang; on this CPU its run-time choice, e.g. avx512f) and the builds of
+# test (gcc, clang, or the -O1 sanitizer build; on this CPU its run-time
+# choice, e.g. avx512f) and the builds of
 # `make variants` with every kernel compiled for baseline x86-64 and for AVX2
 # write the same bytes for
 # - melspec (default, and --power 1 --no-db), bandpass (and --zero-phase);
@@ -20,10 +21,6 @@ for v in baseline avx2; do
 	[ "$v" = avx2 ] && ! grep -qw avx2 /proc/cpuinfo && continue
 	variants+=("$v")
 done
-if [ "${SERTOOLS_SANITIZE:-0}" = 1 ]; then
-	echo "SKIP: the sanitizer build's -O1 code is compared in the optimised builds' runs"
-	exit 77
-fi
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(grep -qw avx2 /proc/cpuinfo && echo Haswell || echo Nehalem)}
 
 $PYTHON - <<'PY'
