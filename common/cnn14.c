@@ -233,8 +233,8 @@ void cnn14_weights_changed(cnn14 *m)
 {
 	for (int b = 0; b < CNN14_BLOCKS; b++)
 		for (int j = 0; j < 2; j++) {
-			free(m->ahead[b][j].u);
-			m->ahead[b][j] = (ahead_kernels){NULL, 0, false};
+			free(m->ahead[b][j]);
+			m->ahead[b][j] = NULL;
 		}
 }
 
@@ -668,23 +668,14 @@ static void head_forward(cnn14 *m, int batch, bool dropout)
  * when out of memory. */
 static int kernels_ahead(cnn14 *m, int b, int j, const nn_conv *cv, int weight, const float **u)
 {
-	ahead_kernels *a = &m->ahead[b][j];
-	size_t size = nn_conv_kernels_size(cv);
-	*u = NULL;
-	if (size == 0)
-		return 0;
-	if (a->size < size) {
-		free(a->u);
-		*a = (ahead_kernels){sv_aligned_alloc(size * sizeof *a->u), size, false};
-		if (!a->u) {
-			a->size = 0;
+	float **a = &m->ahead[b][j];
+	size_t size = nn_conv_kernels_size(cv); /* 16 cout cin for this layer, or 0 */
+	if (size > 0 && !*a) {
+		if (!(*a = sv_aligned_alloc(size * sizeof **a)))
 			return -1;
-		}
+		nn_conv_transform_kernels(m->pool, cv, cnn14_pdata(m, weight), *a);
 	}
-	if (!a->valid)
-		nn_conv_transform_kernels(m->pool, cv, cnn14_pdata(m, weight), a->u);
-	a->valid = true;
-	*u = a->u;
+	*u = size > 0 ? *a : NULL;
 	return 0;
 }
 

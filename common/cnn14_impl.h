@@ -67,15 +67,6 @@ typedef struct {
 	size_t nslots, nused, cap;
 } cnn14_plan;
 
-/* The Winograd transform of one convolution's kernels, for inference plans
- * (nn_conv_plan_inference): made at the first forward that needs it and
- * kept while the weights stay the same (cnn14_weights_changed). */
-typedef struct {
-	float *u;
-	size_t size;
-	bool valid;
-} ahead_kernels;
-
 struct cnn14 {
 	int classes, width_div, ch[CNN14_BLOCKS];
 	int threads;
@@ -100,7 +91,11 @@ struct cnn14 {
 	size_t gscratch_len;
 	int embedding_batch;      /* samples of the last forward whose fc1 output (plan.hd) is readable, or 0 */
 	cnn14_plan plan;
-	ahead_kernels ahead[CNN14_BLOCKS][2];
+	/* the Winograd transform of each convolution's kernels for inference
+	 * plans (nn_conv_plan_inference), or NULL: made by the first forward
+	 * that reads it, freed when the weights change (cnn14_weights_changed),
+	 * so one that exists is always current */
+	float *ahead[CNN14_BLOCKS][2];
 };
 
 int cnn14_fail(cnn14 *m, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
