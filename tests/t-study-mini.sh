@@ -88,11 +88,17 @@ for split in ('Train', 'Validation', 'Test1', 'all'):
         fail(f'stats.md: {split} r(A,D) {st[split][5]}')
 if int(st['all'][0]) != sum(int(st[s][0]) for s in ('Train', 'Validation', 'Test1')):
     fail('stats.md: rows do not add up')
-for fig in ('fig2a', 'fig2b', 'fig3a', 'fig3b'):
+# Fig 2 is small multiples (pipelines/curves.gp): 2a six panels in two rows,
+# 2b one panel per width and the gap panel, one row when they are <= 3
+with open(os.path.join(out, 'fig', 'fig2b-gap.tsv')) as f:
+    n_widths = len(f.read().splitlines()) - 1
+sizes = {'fig2a': (1200, 780), 'fig2b': (1200, 540 if n_widths + 1 <= 3 else 780),
+         'fig3a': (1000, 640), 'fig3b': (1000, 640)}
+for fig, size in sizes.items():
     with open(os.path.join(out, fig + '.png'), 'rb') as f:
         b = f.read()
-    if b[:8] != b'\x89PNG\r\n\x1a\n' or b[12:16] != b'IHDR' or struct.unpack('>II', b[16:24]) != (1000, 640):
-        fail(f'{fig}.png: not a 1000x640 PNG')
+    if b[:8] != b'\x89PNG\r\n\x1a\n' or b[12:16] != b'IHDR' or struct.unpack('>II', b[16:24]) != size:
+        fail(f'{fig}.png: not a {size[0]}x{size[1]} PNG')
     if len(b) < 5000:
         fail(f'{fig}.png: {len(b)} bytes, too small to hold a plot')
 # figure data: fig2a one column per curve, epochs 1..E; fig3 14 layers, 2 columns per run
