@@ -11,7 +11,11 @@
 # SERTOOLS_BENCH_REPEAT (default 2) runs, and the CPU time (user + system)
 # of that run, of the melspec process alone or of the torch process during
 # the transform: on a machine shared with other jobs the CPU times are the
-# steadier comparison.  Prints numbers, asserts nothing.
+# steadier comparison.  Then the limits of the run: the pipe alone (cat into
+# a reader that only drains it), and for -j 2 the bound that cat and melspec
+# share the cores (wall >= their CPU / cores), with the CPU melspec would
+# need for 3x.  Prints numbers, asserts nothing.
+import fcntl
 import os
 import subprocess
 import sys
@@ -72,10 +76,19 @@ def make_input(path):
     os.replace(path + ".tmp", path)
 
 
+def cpu_of(proc):
+    """Wait for proc; its user + system CPU seconds (exits on failure)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench-melspec: {proc.args[0]} failed")
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_melspec(path, jobs):
-    """Best wall time of cat FILE | melspec -j N | (drain), and melspec's CPU time in that run."""
+    """Best wall time of cat FILE | melspec -j N | (drain): (wall, melspec's CPU, cat's CPU) of that run."""
     melspec = os.path.join(os.environ["SERTOOLS_BIN"], "melspec")
-    best = (float("inf"), 0.0)
+    best = (float("inf"), 0.0, 0.0)
     for _ in range(REPEAT + 1):
         t = time.perf_counter()
         cat = subprocess.Popen(["cat", path], stdout=subprocess.PIPE)
@@ -83,12 +96,31 @@ def run_melspec(path, jobs):
         cat.stdout.close()
         while ms.stdout.read(1 << 20):
             pass
-        _, status, usage = os.wait4(ms.pid, 0)
-        ms.returncode = os.waitstatus_to_exitcode(status)
+        ms_cpu = cpu_of(ms)
         wall = time.perf_counter() - t
-        if ms.returncode != 0 or cat.wait() != 0:
-            raise SystemExit("bench-melspec: melspec failed")
-        best = min(best, (wall, usage.ru_utime + usage.ru_stime))
+        best = min(best, (wall, ms_cpu, cpu_of(cat)))
+    return best
+
+
+def run_pipe_alone(path):
+    """Best wall time of cat FILE | a reader that only drains it (1 MiB pipe buffer, as melspec sets, and
+    1 MiB reads): the cost of moving the stream through a pipe, which melspec pays and the in-memory
+    torchaudio peer does not.  (wall, CPU of cat and reader)."""
+    best = (float("inf"), 0.0)
+    buf = bytearray(1 << 20)
+    for _ in range(REPEAT + 1):
+        t, c0 = time.perf_counter(), time.process_time()
+        cat = subprocess.Popen(["cat", path], stdout=subprocess.PIPE)
+        try:
+            fcntl.fcntl(cat.stdout.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+        except OSError:
+            pass
+        fd = cat.stdout.fileno()
+        while os.readv(fd, [buf]):
+            pass
+        cat.stdout.close()
+        cat_cpu = cpu_of(cat)
+        best = min(best, (time.perf_counter() - t, cat_cpu + time.process_time() - c0))
     return best
 
 
@@ -108,9 +140,11 @@ def main():
     print(f"melspec vs torchaudio {__import__('torchaudio').__version__}: {ITEMS} items x {SECONDS} s = {hours:.2f} h "
           f"of {SR} Hz audio ({os.path.getsize(path) / 1e6:.0f} MB stream); wall time, best of {REPEAT}")
     print(f"OpenBLAS core: {core}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    rows = []
+    rows, cat_cpu = [], {}
     for jobs in (1, 2):
-        rows.append((f"melspec -j {jobs} (whole program, pipe in and out)", *run_melspec(path, jobs)))
+        wall, cpu, cat_cpu[jobs] = run_melspec(path, jobs)
+        rows.append((f"melspec -j {jobs} (whole program, pipe in and out)", wall, cpu))
+    pipe = ("the pipe alone: cat FILE | a reader that drains it", *run_pipe_alone(path))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     peers = []
     for mode, threads in (("loop", 2), ("loop", 1), ("batch", 2), ("batch", 1)):
@@ -124,7 +158,7 @@ def main():
         peers.append((f"torchaudio {what}, {threads} thread{'s' if threads > 1 else ''}", wall, cpu))
     rows += peers
     print(f"  {'':58s} {'wall':>9s} {'CPU':>9s} {'x real time':>12s}")
-    for name, wall, cpu in rows:
+    for name, wall, cpu in rows + [pipe]:
         print(f"  {name:58s} {wall:7.3f} s {cpu:7.3f} s {hours * 3600 / wall:10.0f}x")
     if peers:
         name, wall, cpu = min(peers, key=lambda p: p[1])
@@ -134,6 +168,15 @@ def main():
                    .replace(f"whole ({ITEMS}, {SECONDS * SR}) tensor", "batch"))
             print(f"  {mname.split(' (')[0]}: {wall / mwall:.2f}x faster than the peer in wall time, "
                   f"{cpu / mcpu:.2f}x in CPU time")
+        # The limits of this run, for the note on a missed goal: -j 1 cannot beat the pipe plus its own
+        # serial work; on n cores -j 2 and cat share them, so wall >= (melspec CPU + cat CPU) / n.
+        ncpu = len(os.sched_getaffinity(0))
+        mwall, mcpu = rows[1][1], rows[1][2]
+        floor = (mcpu + cat_cpu[2]) / ncpu
+        print(f"limits: the pipe alone takes {pipe[1]:.3f} s ({100 * pipe[1] / wall:.0f} % of the peer's time); "
+              f"-j 2 with cat on {ncpu} cores: wall >= (melspec {mcpu:.3f} s + cat {cat_cpu[2]:.3f} s of CPU) / "
+              f"{ncpu} = {floor:.3f} s, at most {wall / floor:.2f}x the peer at this CPU cost; 3x needs "
+              f"melspec CPU <= {wall / 3 * ncpu - cat_cpu[2]:.3f} s")
 
 
 if __name__ == "__main__":
