@@ -8,6 +8,7 @@
   report.py curves   --runs DIR --seeds S RUN...      per-epoch test UAR, mean and interval over seeds
   report.py gap      --runs DIR --seeds S --widths W  Fig 2b's second panel: fine-tuned - scratch per width
   report.py dist     DIST.tsv...                      wdist tables side by side (best, last)
+  report.py compare  A B                               two study outputs cell by cell, verdict by verdict
 
 A run is DIR/sSEED/NAME, cnn-train's run directory: summary.tsv (best_epoch
 dev_uar test_uar epochs) and log.tsv (one row per epoch).  A missing or
@@ -22,11 +23,22 @@ corpus, the crops' order and the upstream model of that seed), and the
 interval is that of the mean difference.  The verdict of a claim "X > 0" is
 `reproduced` when the interval lies above 0, `contradicted` when it lies
 below, `inconclusive` when it contains 0 (or there is one seed).
+
+Comparing two runs of the study (compare).  A and B are output directories
+(an OUT, or pipelines/results[/medium]) holding table1.md, sweep.md and
+findings.md as written here.  Runs on machines whose BLAS kernels round
+differently do not give the same digits (README, Reproducibility), so the
+comparison is of intervals: per cell (same table, row and column) the two
+means, B - A, and whether each mean lies inside the other run's interval;
+per finding the two verdicts, and whether they agree or are reversed
+(`reproduced` on one side, `contradicted` on the other).  A cell or finding
+found on one side only is listed as such.
 """
 import argparse
 import json
 import math
 import os
+import re
 import sys
 
 # Triantafyllopoulos & Schuller 2021, Table 1: test UAR % (best dev epoch)
@@ -406,6 +418,93 @@ def dist(a):
     return '\n'.join(out) + '\n'
 
 
+MD_CELL = re.compile(r'^([-+]?\d+(?:\.\d+)?) \[([-+]?\d+(?:\.\d+)?), ([-+]?\d+(?:\.\d+)?)\]')
+VERDICTS = ('reproduced', 'contradicted', 'inconclusive')
+
+
+def md_tables(path):
+    """The markdown tables of file path: for each, (header cells, rows of cells)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        fail(f'{path}: {e.strerror}')
+    tables, cur = [], None
+    for line in lines:
+        if not line.startswith('|'):
+            cur = None
+            continue
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if cur is None:
+            cur = (cells, [])
+            tables.append(cur)
+        elif not all(set(c) <= set('-: ') for c in cells):
+            cur[1].append(cells)
+    return tables
+
+
+def md_cells(out):
+    """{(file, row, column): (mean, lo, hi)} of every 'mean [lo, hi]' cell of table1.md and sweep.md in out."""
+    cells = {}
+    for name in ('table1.md', 'sweep.md'):
+        for head, rows in md_tables(os.path.join(out, name)):
+            for r in rows:
+                for col, c in zip(head[1:], r[1:]):
+                    m = MD_CELL.match(c)
+                    if m:
+                        cells[(name, r[0], col)] = tuple(map(float, m.groups()))
+    return cells
+
+
+def md_findings(out):
+    """{claim: (estimate, verdict)} of findings.md in out."""
+    found = {}
+    for head, rows in md_tables(os.path.join(out, 'findings.md')):
+        if head[:1] == ['claim'] and head[-1:] == ['verdict']:
+            found.update({r[0]: (r[-2], r[-1]) for r in rows if r[-1] in VERDICTS})
+    if not found:
+        fail(f'{os.path.join(out, "findings.md")}: no findings table')
+    return found
+
+
+def compare(a):
+    ca, cb = md_cells(a.a), md_cells(a.b)
+    fa, fb = md_findings(a.a), md_findings(a.b)
+    out = [f'# Two runs of the study compared\n\nA: `{a.a}`  \nB: `{a.b}`\n']
+    both = [k for k in ca if k in cb]
+    inside = [k for k in both if ca[k][1] <= cb[k][0] <= ca[k][2] and cb[k][1] <= ca[k][0] <= cb[k][2]]
+    diffs = [abs(cb[k][0] - ca[k][0]) for k in both]
+    agree = [k for k in fa if k in fb and fa[k][1] == fb[k][1]]
+    reversed_ = [k for k in fa if k in fb and {fa[k][1], fb[k][1]} == {'reproduced', 'contradicted'}]
+    if both:
+        out.append(f'Cells: {len(both)} in both; |B - A| mean {sum(diffs) / len(diffs):.2f}, max {max(diffs):.2f} '
+                   f'points; each mean inside the other run\'s interval: {len(inside)} of {len(both)}.  ')
+    else:
+        out.append('Cells: none in both.  ')
+    out.append(f'Findings: {len([k for k in fa if k in fb])} in both; the same verdict: {len(agree)}; '
+               f'reversed (reproduced on one side, contradicted on the other): {len(reversed_)}.\n')
+    out.append('| table | row | column | A | B | B − A | each inside the other\'s interval |')
+    out.append('| --- | --- | --- | --- | --- | --- | --- |')
+    fmt = lambda c: f'{c[0]:.2f} [{c[1]:.2f}, {c[2]:.2f}]'
+    for k in both:
+        out.append(f'| {k[0]} | {k[1]} | {k[2]} | {fmt(ca[k])} | {fmt(cb[k])} | {cb[k][0] - ca[k][0]:+.2f} | '
+                   f'{"yes" if k in inside else "no"} |')
+    for side, mine, other in (('A', ca, cb), ('B', cb, ca)):
+        for k in mine:
+            if k not in other:
+                out.append(f'| {k[0]} | {k[1]} | {k[2]} | {fmt(mine[k]) if side == "A" else "-"} | '
+                           f'{fmt(mine[k]) if side == "B" else "-"} | | only in {side} |')
+    out.append('\n| claim | A | B | verdicts |')
+    out.append('| --- | --- | --- | --- |')
+    for k in list(fa) + [k for k in fb if k not in fa]:
+        va, vb = fa.get(k), fb.get(k)
+        what = ('only in A' if vb is None else 'only in B' if va is None else 'the same' if va[1] == vb[1]
+                else 'REVERSED' if k in reversed_ else 'differ')
+        show = lambda v: f'{v[0]} `{v[1]}`' if v else '-'
+        out.append(f'| {k} | {show(va)} | {show(vb)} | {what} |')
+    return '\n'.join(out) + '\n'
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -441,9 +540,12 @@ def main():
     p.add_argument('--widths', required=True)
     p = sub.add_parser('dist')
     p.add_argument('files', nargs='+')
+    p = sub.add_parser('compare')
+    p.add_argument('a', help='a study output directory (table1.md, sweep.md, findings.md)')
+    p.add_argument('b', help='another one')
     a = ap.parse_args()
     sys.stdout.write({'table1': table1, 'sweep': sweep, 'findings': findings, 'stats': stats, 'curves': curves,
-                      'gap': gap, 'dist': dist}[a.cmd](a))
+                      'gap': gap, 'dist': dist, 'compare': compare}[a.cmd](a))
 
 
 if __name__ == '__main__':

@@ -85,7 +85,14 @@ want() {
 while IFS=$us read -r names cell lineno; do
 	IFS=',' read -ra row_vars <<<"${names// /}"
 	per_size=()
-	[[ $cell == *' / '* ]] && IFS='/' read -ra per_size <<<"${cell// \/ //}"
+	if [[ $cell == *' / '* ]]; then # split at ' / ' only: a value may be a path
+		rest=$cell
+		while [[ $rest == *' / '* ]]; do
+			per_size+=("${rest%% / *}")
+			rest=${rest#* / }
+		done
+		per_size+=("$rest")
+	fi
 	if [ ${#per_size[@]} -gt 0 ] && [ ${#per_size[@]} -ne ${#sizes[@]} ]; then
 		bad "pipelines/README.md:$lineno: $names: '$cell' has ${#per_size[@]} values for ${#sizes[@]} sizes (${sizes[*]})"
 		continue

@@ -9,7 +9,8 @@
 # interval implies (and the verdict rule on constructed inputs), that linear-only
 # runs moved only fc1 and the output layer and every fine-tuning run started
 # from the intended checkpoint (the upstream model's best, the clean baseline's),
-# that a second `make` has nothing to do (make -q), and that after losing one
+# that `make compare` agrees with itself and catches a moved cell and a
+# reversed verdict, that a second `make` has nothing to do (make -q), and that after losing one
 # run only that run is trained again.
 set -eu -o pipefail
 fail() { echo "FAIL: $*"; exit 1; }
@@ -239,6 +240,52 @@ for seed in seeds:
 for b in bad:
     print('FAIL:', b)
 sys.exit(1 if bad else 0)
+PY
+
+# report.py compare (make compare): a run beside itself agrees everywhere; a copy
+# with one cell moved outside its interval and one verdict turned is caught.
+"${mk[@]}" compare WITH="$PWD/out" >log5 2>&1 || { cat log5; fail "make compare"; }
+mkdir -p moved && cp out/table1.md out/sweep.md out/findings.md moved/
+$PYTHON - out moved <<'PY'
+import os, re, subprocess, sys
+out, moved = sys.argv[1], sys.argv[2]
+def fail(m):
+    print('FAIL:', m); sys.exit(1)
+same = open(os.path.join(out, 'compare.md'), encoding='utf-8').read()
+n_cells = sum(len(re.findall(r'\d \[[-+]?\d+\.\d+, [-+]?\d+\.\d+\]', l)) for name in ('table1.md', 'sweep.md')
+              for l in open(os.path.join(out, name), encoding='utf-8') if l.startswith('|'))
+n_find = sum(1 for l in open(os.path.join(out, 'findings.md'), encoding='utf-8')
+             if l.startswith('|') and l.rstrip().endswith(('reproduced |', 'contradicted |', 'inconclusive |')))
+want = (f'Cells: {n_cells} in both; |B - A| mean 0.00, max 0.00 points; each mean inside the other run\'s interval: '
+        f'{n_cells} of {n_cells}.')
+if want not in same or f'Findings: {n_find} in both; the same verdict: {n_find}; reversed' not in same:
+    fail(f'compare of a run with itself: {same[:600]!r}; want {n_cells} cells, {n_find} findings')
+# move Table 1's first cell 50 points (outside both intervals), turn the first finding's verdict
+t1 = open(os.path.join(moved, 'table1.md'), encoding='utf-8').read()
+m = re.search(r'\| (-?\d+\.\d+) \[', t1)
+t1 = t1[:m.start(1)] + f'{float(m.group(1)) + 50:.2f}' + t1[m.end(1):]
+open(os.path.join(moved, 'table1.md'), 'w', encoding='utf-8').write(t1)
+fi = open(os.path.join(moved, 'findings.md'), encoding='utf-8').read().splitlines(keepends=True)
+k = next(i for i, l in enumerate(fi) if l.rstrip().endswith(('reproduced |', 'contradicted |', 'inconclusive |')))
+claim = fi[k].split('|')[1].strip()
+fi[k] = re.sub(r'`?\w+`? \|\s*$', 'reproduced |\n', fi[k])
+open(os.path.join(moved, 'findings.md'), 'w', encoding='utf-8').writelines(fi)
+fo = list(fi)
+fo[k] = re.sub(r'reproduced \|\s*$', 'contradicted |\n', fi[k])
+os.makedirs('flipped', exist_ok=True)
+for name in ('table1.md', 'sweep.md'):
+    open(os.path.join('flipped', name), 'w', encoding='utf-8').write(open(os.path.join(out, name), encoding='utf-8').read())
+open(os.path.join('flipped', 'findings.md'), 'w', encoding='utf-8').writelines(fo)
+r = subprocess.run([os.environ['PYTHON'], os.path.join(os.environ['SERTOOLS_SRC'], 'pipelines', 'report.py'),
+                    'compare', 'flipped', moved], capture_output=True, text=True)
+if r.returncode != 0:
+    fail(f'report.py compare: {r.stderr}')
+c = r.stdout
+if f'each mean inside the other run\'s interval: {n_cells - 1} of {n_cells}.' not in c or '| +50.00 | no |' not in c:
+    fail(f'a cell moved by 50 points was not caught: {c[:800]!r}')
+if 'reversed (reproduced on one side, contradicted on the other): 1.' not in c \
+        or not re.search(re.escape(claim) + r' \|.*`contradicted` \|.*`reproduced` \| REVERSED \|', c):
+    fail(f'a reversed verdict was not caught: {c!r}')
 PY
 
 # Nothing left to do.
