@@ -1,19 +1,17 @@
-# Per-epoch test UAR curves (Fig 2a/2b) as small multiples: eleven curves
-# with their 95 % bands in one panel overlap into a blur, so each panel holds
-# one comparison.  gnuplot -e "in='x.tsv'; out='x.png'; mode='a'; ttl='...'"
-# curves.gp, or for Fig 2b mode='b', n=WIDTHS and gap='gap.tsv'.
-# in: report.py curves output (epoch, then per run the mean over seeds and its
-# 95 % interval, lo and hi: a line and a shaded band).
+# Per-epoch test UAR curves (Fig 2a/2b).  gnuplot -e "in='x.tsv'; out='x.png';
+# mode='a'; ttl='...'" curves.gp, or for Fig 2b mode='b', n=WIDTHS and
+# gap='gap.tsv'.  in: report.py curves output (epoch, then per run the mean
+# over seeds and its 95 % interval, lo and hi: a line and a band).
 # mode 'a': the first run is the baseline, then per initialisation all layers
-#   and linear only.  One panel per initialisation: the baseline (black), all
-#   layers (solid, shaded band) and linear only (dash-dot, band edges
-#   dash-dot); a last
-#   panel puts the means of the baseline and of every all-layers run side by
-#   side, without bands.
-# mode 'b': n runs from scratch, then n fine-tuned, in the same width order.
-#   One panel per width: from scratch (dash-dot, band edges dash-dot) and
-#   fine-tuned from clean (solid, shaded band); a last panel plots gap.tsv (report.py gap:
-#   width, gap, lo, hi) with its intervals.
+#   and linear only.  Small multiples (eleven curves with their bands in one
+#   panel blur into each other): one panel per initialisation with the
+#   baseline (black), all layers (solid, shaded band) and linear only
+#   (dash-dot, band edges dash-dot), and a last panel with the means of the
+#   baseline and of every all-layers run, without bands.
+# mode 'b': n runs from scratch, then n fine-tuned, in the same width order:
+#   one panel of curves, from scratch (dash-dot, band edges dash-dot) and
+#   fine-tuned from clean (solid, shaded band), one colour per width; beside
+#   it the gap (gap.tsv, report.py gap: width, gap, lo, hi) with its intervals.
 # In every curve panel the dashed grey line is chance.
 set datafile separator '\t'
 set datafile missing 'NaN'
@@ -24,7 +22,7 @@ last = int(system(sprintf("tail -n 1 '%s' | cut -f 1", in)))
 step = last <= 15 ? 1 : 5
 # the name of run r (0-based) without its fine-tuning mode
 name(r) = system(sprintf("head -n 1 '%s' | cut -f %d | sed 's/ (all layers)$//; s/ (linear only)$//'", in, 2 + 3 * r))
-panels = mode eq 'b' ? n + 1 : (runs - 1) / 2 + 1
+panels = mode eq 'b' ? 2 : (runs - 1) / 2 + 1
 cols = panels <= 3 ? panels : (panels == 4 ? 2 : 3)
 rows = (panels + cols - 1) / cols
 set terminal pngcairo size 1200, (rows == 1 ? 540 : 780) font ',10'
@@ -60,17 +58,17 @@ if (mode eq 'a') {
          title name(1 + 2 * i), \
        chance with lines dt 2 lc rgb 'gray40' title 'chance'
 } else {
-  do for [w=0:n-1] {
-    s = w
-    f = n + w
-    set title sprintf('%s', system(sprintf("head -n 1 '%s' | cut -f %d | sed 's/^from scratch, /band /'", in, 2 + 3 * s))) noenhanced
-    plot in using 1:(column(3 + 3 * s)) with lines lw 0.8 dt 4 lc rgb hue(w) notitle, \
-         '' using 1:(column(4 + 3 * s)) with lines lw 0.8 dt 4 lc rgb hue(w) notitle, \
-         '' using 1:(column(3 + 3 * f)):(column(4 + 3 * f)) with filledcurves lc rgb hue(w) notitle, \
-         '' using 1:(column(2 + 3 * s)) with linespoints pt 6 ps 0.6 lw 1.5 dt 4 lc rgb hue(w) title 'from scratch', \
-         '' using 1:(column(2 + 3 * f)) with linespoints pt 7 ps 0.5 lw 1.5 lc rgb hue(w) title 'fine-tuned from clean', \
-         chance with lines dt 2 lc rgb 'gray40' title 'chance'
-  }
+  set title 'test UAR per epoch, by bandwidth' noenhanced
+  set key font ',8'
+  plot for [w=0:n-1] in using 1:(column(3 + 3 * w)) with lines lw 0.8 dt 4 lc rgb hue(w) notitle, \
+       for [w=0:n-1] in using 1:(column(4 + 3 * w)) with lines lw 0.8 dt 4 lc rgb hue(w) notitle, \
+       for [w=0:n-1] in using 1:(column(3 + 3 * (n + w))):(column(4 + 3 * (n + w))) with filledcurves \
+         lc rgb hue(w) notitle, \
+       for [w=0:n-1] in using 1:(column(2 + 3 * w)) with linespoints pt 6 ps 0.6 lw 1.5 dt 4 lc rgb hue(w) \
+         title columnheader(2 + 3 * w), \
+       for [w=0:n-1] in using 1:(column(2 + 3 * (n + w))) with linespoints pt 7 ps 0.5 lw 1.5 lc rgb hue(w) \
+         title columnheader(2 + 3 * (n + w)), \
+       chance with lines dt 2 lc rgb 'gray40' title 'chance'
   set title "fine-tuned − scratch: test UAR at the best dev epoch,\nmean over seeds [95 % interval]" noenhanced
   set xlabel 'bandwidth (Hz, log scale)'
   set ylabel 'UAR points'

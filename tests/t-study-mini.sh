@@ -89,11 +89,8 @@ for split in ('Train', 'Validation', 'Test1', 'all'):
         fail(f'stats.md: {split} r(A,D) {st[split][5]}')
 if int(st['all'][0]) != sum(int(st[s][0]) for s in ('Train', 'Validation', 'Test1')):
     fail('stats.md: rows do not add up')
-# Fig 2 is small multiples (pipelines/curves.gp): 2a six panels in two rows,
-# 2b one panel per width and the gap panel, one row when they are <= 3
-with open(os.path.join(out, 'fig', 'fig2b-gap.tsv')) as f:
-    n_widths = len(f.read().splitlines()) - 1
-sizes = {'fig2a': (1200, 780), 'fig2b': (1200, 540 if n_widths + 1 <= 3 else 780),
+# pipelines/curves.gp: Fig 2a six panels in two rows, 2b the curves and the gap side by side
+sizes = {'fig2a': (1200, 780), 'fig2b': (1200, 540),
          'fig3a': (1000, 640), 'fig3b': (1000, 640)}
 for fig, size in sizes.items():
     with open(os.path.join(out, fig + '.png'), 'rb') as f:
