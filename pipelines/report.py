@@ -467,41 +467,45 @@ def md_findings(out):
     return found
 
 
+def fmt_cell(c):
+    return f'{c[0]:.2f} [{c[1]:.2f}, {c[2]:.2f}]'
+
+
+def fmt_finding(f):
+    return f'{f[0]} `{f[1]}`' if f else '-'
+
+
 def compare(a):
     ca, cb = md_cells(a.a), md_cells(a.b)
     fa, fb = md_findings(a.a), md_findings(a.b)
-    out = [f'# Two runs of the study compared\n\nA: `{a.a}`  \nB: `{a.b}`\n']
     both = [k for k in ca if k in cb]
-    inside = [k for k in both if ca[k][1] <= cb[k][0] <= ca[k][2] and cb[k][1] <= ca[k][0] <= cb[k][2]]
+    inside = {k for k in both if ca[k][1] <= cb[k][0] <= ca[k][2] and cb[k][1] <= ca[k][0] <= cb[k][2]}
     diffs = [abs(cb[k][0] - ca[k][0]) for k in both]
-    agree = [k for k in fa if k in fb and fa[k][1] == fb[k][1]]
-    reversed_ = [k for k in fa if k in fb and {fa[k][1], fb[k][1]} == {'reproduced', 'contradicted'}]
+    claims = [k for k in fa if k in fb]
+    agree = [k for k in claims if fa[k][1] == fb[k][1]]
+    reversed_ = {k for k in claims if {fa[k][1], fb[k][1]} == {'reproduced', 'contradicted'}}
+    out = [f'# Two runs of the study compared\n\nA: `{a.a}`  \nB: `{a.b}`\n']
     if both:
         out.append(f'Cells: {len(both)} in both; |B - A| mean {sum(diffs) / len(diffs):.2f}, max {max(diffs):.2f} '
                    f'points; each mean inside the other run\'s interval: {len(inside)} of {len(both)}.  ')
     else:
         out.append('Cells: none in both.  ')
-    out.append(f'Findings: {len([k for k in fa if k in fb])} in both; the same verdict: {len(agree)}; '
+    out.append(f'Findings: {len(claims)} in both; the same verdict: {len(agree)}; '
                f'reversed (reproduced on one side, contradicted on the other): {len(reversed_)}.\n')
     out.append('| table | row | column | A | B | B − A | each inside the other\'s interval |')
     out.append('| --- | --- | --- | --- | --- | --- | --- |')
-    fmt = lambda c: f'{c[0]:.2f} [{c[1]:.2f}, {c[2]:.2f}]'
     for k in both:
-        out.append(f'| {k[0]} | {k[1]} | {k[2]} | {fmt(ca[k])} | {fmt(cb[k])} | {cb[k][0] - ca[k][0]:+.2f} | '
-                   f'{"yes" if k in inside else "no"} |')
-    for side, mine, other in (('A', ca, cb), ('B', cb, ca)):
-        for k in mine:
-            if k not in other:
-                out.append(f'| {k[0]} | {k[1]} | {k[2]} | {fmt(mine[k]) if side == "A" else "-"} | '
-                           f'{fmt(mine[k]) if side == "B" else "-"} | | only in {side} |')
+        out.append(f'| {k[0]} | {k[1]} | {k[2]} | {fmt_cell(ca[k])} | {fmt_cell(cb[k])} | '
+                   f'{cb[k][0] - ca[k][0]:+.2f} | {"yes" if k in inside else "no"} |')
+    out += [f'| {k[0]} | {k[1]} | {k[2]} | {fmt_cell(ca[k])} | - | | only in A |' for k in ca if k not in cb]
+    out += [f'| {k[0]} | {k[1]} | {k[2]} | - | {fmt_cell(cb[k])} | | only in B |' for k in cb if k not in ca]
     out.append('\n| claim | A | B | verdicts |')
     out.append('| --- | --- | --- | --- |')
     for k in list(fa) + [k for k in fb if k not in fa]:
         va, vb = fa.get(k), fb.get(k)
         what = ('only in A' if vb is None else 'only in B' if va is None else 'the same' if va[1] == vb[1]
                 else 'REVERSED' if k in reversed_ else 'differ')
-        show = lambda v: f'{v[0]} `{v[1]}`' if v else '-'
-        out.append(f'| {k} | {show(va)} | {show(vb)} | {what} |')
+        out.append(f'| {k} | {fmt_finding(va)} | {fmt_finding(vb)} | {what} |')
     return '\n'.join(out) + '\n'
 
 

@@ -240,7 +240,7 @@ sys.exit(1 if bad else 0)
 PY
 
 # report.py compare (make compare): a run beside itself agrees everywhere; a copy
-# with one cell moved outside its interval and one verdict turned is caught.
+# with one cell moved outside its interval, one cell gone and one verdict turned is caught.
 "${mk[@]}" compare WITH="$PWD/out" >log5 2>&1 || { cat log5; fail "make compare"; }
 mkdir -p moved && cp out/table1.md out/sweep.md out/findings.md moved/
 $PYTHON - out moved <<'PY'
@@ -262,6 +262,8 @@ t1 = open(os.path.join(moved, 'table1.md'), encoding='utf-8').read()
 m = re.search(r'\| (-?\d+\.\d+) \[', t1)
 t1 = t1[:m.start(1)] + f'{float(m.group(1)) + 50:.2f}' + t1[m.end(1):]
 open(os.path.join(moved, 'table1.md'), 'w', encoding='utf-8').write(t1)
+sw = [l for l in open(os.path.join(moved, 'sweep.md'), encoding='utf-8') if not l.startswith('| clean (baseline) |')]
+open(os.path.join(moved, 'sweep.md'), 'w', encoding='utf-8').writelines(sw)  # one cell gone from B
 fi = open(os.path.join(moved, 'findings.md'), encoding='utf-8').read().splitlines(keepends=True)
 k = next(i for i, l in enumerate(fi) if l.rstrip().endswith(('reproduced |', 'contradicted |', 'inconclusive |')))
 claim = fi[k].split('|')[1].strip()
@@ -278,7 +280,10 @@ r = subprocess.run([os.environ['PYTHON'], os.path.join(os.environ['SERTOOLS_SRC'
 if r.returncode != 0:
     fail(f'report.py compare: {r.stderr}')
 c = r.stdout
-if f'each mean inside the other run\'s interval: {n_cells - 1} of {n_cells}.' not in c or '| +50.00 | no |' not in c:
+if f'Cells: {n_cells - 1} in both' not in c or '| sweep.md | clean (baseline) | scratch |' not in c \
+        or '| - | | only in A |' not in c:
+    fail(f'a cell missing from B was not listed: {c!r}')
+if f'each mean inside the other run\'s interval: {n_cells - 2} of {n_cells - 1}.' not in c or '| +50.00 | no |' not in c:
     fail(f'a cell moved by 50 points was not caught: {c[:800]!r}')
 if 'reversed (reproduced on one side, contradicted on the other): 1.' not in c \
         or not re.search(re.escape(claim) + r' \|.*`contradicted` \|.*`reproduced` \| REVERSED \|', c):
