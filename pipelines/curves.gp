@@ -32,7 +32,10 @@ set xlabel 'epoch'
 set ylabel 'test UAR (%)'
 set grid
 set yrange [0:100]
-set xrange [1:last]
+# one epoch (a smoke run) would be an empty range: centre its point instead
+xlo = last > 1 ? 1 : 0.5
+xhi = last > 1 ? last : 1.5
+set xrange [xlo:xhi]
 set xtics step
 set key inside bottom right noenhanced font ',8' samplen 3 spacing 0.9
 set style fill transparent solid 0.15 noborder
