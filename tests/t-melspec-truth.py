@@ -13,6 +13,10 @@
 # spectrum, the filterbank product and the output).  With a float32 FFT
 # ours was up to 4x further from the truth than torchaudio on the loud
 # 44.1 kHz clips (0.0149 against 0.0036 dB).
+# The FFT these numbers come from is the one users get: with FFTW 3.3.10 on
+# a CPU with AVX, melspec's built-in 512-point plan (melspec_fft_plan,
+# reported by tests/openblas-core), which a damaged or mismatched wisdom
+# string would silently replace with FFTW_ESTIMATE's.
 import os
 import subprocess
 import sys
@@ -127,4 +131,10 @@ for sr in (16000, 44100):
         T.check(d_ours <= d_ta + MARGIN,
                 f"{sr} Hz {name}: melspec {d_ours:.3g} dB from the truth, torchaudio {d_ta:.3g} dB (+{MARGIN} allowed)")
         T.check(d_ours <= OWN_TOL, f"{sr} Hz {name}: melspec {d_ours:.3g} dB from the truth > {OWN_TOL}")
+plan = T.run([os.path.join(T.TESTBIN, "openblas-core")]).stdout.strip()
+print(f"  {plan}")
+with open("/proc/cpuinfo") as f:
+    avx = any(line.startswith("flags") and " avx " in f" {line.split(':', 1)[1]} " for line in f)
+if avx and "fftw-3.3.10" in plan:
+    T.check("melspec FFT plan fixed;" in plan, "FFTW 3.3.10 on a CPU with AVX: melspec should run its fixed plan")
 T.done()
