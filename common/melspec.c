@@ -199,7 +199,7 @@ static int make_filterbank(melspec *m)
 /* The plan of the 512-point r2c transform (the Cnn14 front end), as FFTW
  * 3.3.10's MEASURE found it on Zen 4: two radix-2 halves over a 32 x 8
  * complex transform in AVX codelets, 0.39-0.40 us a frame against
- * ESTIMATE's 0.46-0.50 (2026-12-07, 15 % of melspec's CPU).  MEASURE
+ * ESTIMATE's 0.46-0.50 (2026-12-07; melspec -j 1 ~10 % less CPU).  MEASURE
  * itself times candidates in every run and picked another plan, hence
  * other output bits, one run in three; this wisdom is a fixed choice, the
  * same plan in every run on every CPU with AVX.  Another FFTW version, a

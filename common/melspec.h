@@ -80,7 +80,7 @@ void melspec_free(melspec *m);
 
 const melspec_config *melspec_get_config(const melspec *m);
 /* "fixed" when the FFT runs the built-in 512-point plan (FFTW 3.3.10 on a
- * CPU with AVX: ~15 % less CPU than ESTIMATE's), else "estimate".  Either
+ * CPU with AVX: ~15 % faster than ESTIMATE's), else "estimate".  Either
  * is the same plan in every run; the two can differ in the last bit of a
  * rare value (2 of 200 million log-Mel values of the demo corpus). */
 const char *melspec_fft_plan(const melspec *m);
