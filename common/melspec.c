@@ -33,11 +33,15 @@ struct melspec {
 	float db_mul, db_floor;
 	double *window;       /* win_length samples */
 	float *fb;            /* n_freqs x n_mels */
-	double *frame;        /* n_fft samples, the FFT input */
-	fftw_complex *spec;   /* n_freqs bins, the FFT output */
+	double *frame_a, *frame_b; /* n_fft samples each: two frames, the real and
+	                              the imaginary part of the FFT input */
+	double *spec_re, *spec_im; /* its n_fft-point spectrum; frame_b and
+	                              spec_im are the second halves of one block
+	                              each (see plan_pair) */
+	double *pair_power;        /* 2 x n_freqs: |A|^2, |B|^2 (power_rows) */
 	float *power;         /* BLOCK x power_stride */
 	fftw_plan plan;
-	bool fixed_plan;      /* plan from r2c_512_wisdom, not FFTW_ESTIMATE */
+	bool fixed_plan;      /* plan from c2c_512_wisdom, not FFTW_ESTIMATE */
 };
 
 melspec_config melspec_default_config(long sample_rate)
@@ -196,35 +200,44 @@ static int make_filterbank(melspec *m)
 	return plan_groups(m);
 }
 
-/* The plan of the 512-point r2c transform (the Cnn14 front end), as FFTW
- * 3.3.10's MEASURE found it on Zen 4: two radix-2 halves over a 32 x 8
- * complex transform in AVX codelets, 0.39-0.40 us a frame against
- * ESTIMATE's 0.46-0.50 (2026-12-07; melspec -j 1 ~10 % less CPU).  MEASURE
- * itself times candidates in every run and picked another plan, hence
- * other output bits, one run in three; this wisdom is a fixed choice, the
- * same plan in every run on every CPU with AVX.  Another FFTW version, a
- * CPU without AVX or another n_fft gets ESTIMATE's plan (also the same in
- * every run on that machine). */
-static const char r2c_512_wisdom[] =
+/* The plan of the 512-point complex transform (the Cnn14 front end, two
+ * frames at a time, split real and imaginary arrays), as FFTW 3.3.10's
+ * MEASURE found it on Zen 4 in most runs: radix 32 over 16 in AVX
+ * codelets, 0.52-0.56 us a pair against 0.40 us a frame for the best r2c
+ * plan of one frame (2026-12-07).  MEASURE times candidates in every run,
+ * and each plan has its own output bits; this wisdom is a fixed choice, the
+ * same plan in every run on every CPU with AVX.  FFTW's wisdom keys a split
+ * problem by the distance from the real to the imaginary array, hence one
+ * block per pair, the imaginary half at the fixed offset pair_stride().
+ * Another FFTW version, a CPU without AVX or another n_fft gets
+ * ESTIMATE's plan (also the same in every run on that machine). */
+static const char split_512_wisdom[] =
 	"(fftw-3.3.10 fftw_wisdom #x458a31c8 #x92381c4c #x4f974889 #xcd46f97e\n"
-	"  (fftw_codelet_r2cfII_2 2 #x11bdd #x11bdd #x0 #x78c29da6 #x74a561e9 #x89ce8aa0 #xdd996bbc)\n"
-	"  (fftw_codelet_r2cf_2 2 #x11bdd #x11bdd #x0 #x4bf7f8d9 #x64aa2220 #x1d28527a #x056c408f)\n"
-	"  (fftw_codelet_hc2cfdftv_2_avx 0 #x11bdd #x11bdd #x0 #x4d4b1bfd #x8518ad3f #x36f383f1 #x5a841548)\n"
-	"  (fftw_codelet_t2fv_32_avx 0 #x11bdd #x11bdd #x0 #xcf6061a3 #x568aee5c #x3ed75045 #xd3c2f0a4)\n"
-	"  (fftw_codelet_n2fv_8_avx 0 #x11bdd #x11bdd #x0 #xc70e68af #x2885b791 #xd8a71373 #x2a562113)\n"
+	"  (fftw_codelet_t1sv_32_avx 0 #x11bdd #x11bdd #x0 #xb70afcdf #x8cd25fd7 #xb2a53517 #x7a93024f)\n"
+	"  (fftw_codelet_n2sv_16_avx 0 #x11bdd #x11bdd #x0 #x3ef95d42 #x6b90b535 #x2394ce16 #x3561bf13)\n"
 	")\n";
 
-static fftw_plan plan_r2c(int n, double *in, fftw_complex *out, bool *fixed)
+/* Doubles from a pair's real array to its imaginary one: n_fft rounded up
+ * to a 64-byte multiple, so that both halves are aligned for SIMD. */
+static size_t pair_stride(int n_fft)
 {
-	*fixed = false;
-	if (n == 512 && fftw_import_wisdom_from_string(r2c_512_wisdom)) {
-		fftw_plan p = fftw_plan_dft_r2c_1d(n, in, out, FFTW_MEASURE | FFTW_WISDOM_ONLY);
+	return ((size_t)n_fft + 7) & ~(size_t)7;
+}
+
+static fftw_plan plan_pair(melspec *m)
+{
+	fftw_iodim dim = {.n = m->cfg.n_fft, .is = 1, .os = 1};
+	m->fixed_plan = false;
+	if (dim.n == 512 && fftw_import_wisdom_from_string(split_512_wisdom)) {
+		fftw_plan p = fftw_plan_guru_split_dft(1, &dim, 0, NULL, m->frame_a, m->frame_b, m->spec_re, m->spec_im,
+		                                       FFTW_MEASURE | FFTW_WISDOM_ONLY);
 		if (p) {
-			*fixed = true;
+			m->fixed_plan = true;
 			return p;
 		}
 	}
-	return fftw_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE);
+	return fftw_plan_guru_split_dft(1, &dim, 0, NULL, m->frame_a, m->frame_b, m->spec_re, m->spec_im,
+	                                FFTW_ESTIMATE);
 }
 
 melspec *melspec_new(const melspec_config *cfg, char *err, size_t errlen)
@@ -244,19 +257,24 @@ melspec *melspec_new(const melspec_config *cfg, char *err, size_t errlen)
 	m->db_floor = (float)(20.0 / c->power * log10((double)(float)c->amin));
 	m->window = fftw_malloc((size_t)c->win_length * sizeof *m->window);
 	m->fb = fftwf_malloc((size_t)m->n_freqs * (size_t)c->n_mels * sizeof *m->fb);
-	m->frame = fftw_malloc((size_t)c->n_fft * sizeof *m->frame);
-	m->spec = fftw_malloc((size_t)m->n_freqs * sizeof *m->spec);
+	size_t stride = pair_stride(c->n_fft), fft_bytes = (size_t)c->n_fft * sizeof(double);
+	m->frame_a = fftw_malloc(2 * stride * sizeof(double));
+	m->spec_re = fftw_malloc(2 * stride * sizeof(double));
+	m->pair_power = fftw_malloc(2 * (size_t)m->n_freqs * sizeof *m->pair_power);
 	m->power = fftwf_malloc((size_t)BLOCK * (size_t)m->power_stride * sizeof *m->power);
-	if (!m->window || !m->fb || !m->frame || !m->spec || !m->power || make_filterbank(m))
+	if (!m->window || !m->fb || !m->frame_a || !m->spec_re || !m->pair_power || !m->power || make_filterbank(m))
 		goto nomem;
+	m->frame_b = m->frame_a + stride;
+	m->spec_im = m->spec_re + stride;
 	/* periodic Hann: the symmetric window of win_length + 1 without its last sample */
 	for (int i = 0; i < c->win_length; i++)
 		m->window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / c->win_length);
-	m->plan = plan_r2c(c->n_fft, m->frame, m->spec, &m->fixed_plan);
+	m->plan = plan_pair(m);
 	if (!m->plan)
 		goto nomem;
 	/* after planning, which may write the arrays */
-	memset(m->frame, 0, (size_t)c->n_fft * sizeof *m->frame);
+	memset(m->frame_a, 0, fft_bytes);
+	memset(m->frame_b, 0, fft_bytes);
 	memset(m->power, 0, (size_t)BLOCK * (size_t)m->power_stride * sizeof *m->power);
 	return m;
 nomem:
@@ -273,8 +291,9 @@ void melspec_free(melspec *m)
 		fftw_destroy_plan(m->plan);
 	fftw_free(m->window);
 	fftwf_free(m->fb);
-	fftw_free(m->frame);
-	fftw_free(m->spec);
+	fftw_free(m->frame_a); /* and frame_b */
+	fftw_free(m->spec_re); /* and spec_im */
+	fftw_free(m->pair_power);
 	fftwf_free(m->power);
 	free(m->groups);
 	free(m);
@@ -306,13 +325,14 @@ static size_t reflect(ptrdiff_t j, size_t n)
 	return (size_t)j;
 }
 
-/* Windows frame t into m->frame (zeros outside the window were set once). */
-SER_KERNEL static void fill_frame(melspec *m, const float *x, size_t n, size_t t)
+/* Windows frame t into dst (n_fft samples; the zeros outside the window
+ * were set once). */
+SER_KERNEL static void fill_frame(const melspec *m, const float *x, size_t n, size_t t, double *restrict dst)
 {
 	int wl = m->cfg.win_length;
 	ptrdiff_t first = (ptrdiff_t)(t * (size_t)m->cfg.hop_length) - m->pad + m->win_lo;
-	double *restrict dst = m->frame + m->win_lo;
 	const double *restrict w = m->window;
+	dst += m->win_lo;
 	if (first >= 0 && (size_t)first + (size_t)wl <= n) {
 		const float *restrict src = x + first;
 		for (int i = 0; i < wl; i++)
@@ -323,20 +343,53 @@ SER_KERNEL static void fill_frame(melspec *m, const float *x, size_t n, size_t t
 	}
 }
 
-/* |X|^power of bins [lo, hi) into row. */
-SER_KERNEL static void power_row(const melspec *m, float *restrict row)
+/* |A[k]|^2 and |B[k]|^2, k in [lo, hi), 0 < lo, of the two frames a, b
+ * (the real and imaginary parts of the FFT input) from the spectrum Z =
+ * re + i im of a + ib: with W[k] = conj(Z[n - k]), A = (Z + W) / 2 and
+ * B = (Z - W) / 2i.  Split arrays keep the mirrored reads unit-stride; the
+ * pointers are parameters so that GCC trusts their restrict and vectorises
+ * without an aliasing check. */
+SER_KERNEL static void split_pair_power(const double *restrict re, const double *restrict im, double *restrict pa,
+                                        double *restrict pb, int lo, int hi, int n)
+{
+	for (int k = lo; k < hi; k++) {
+		double sum_re = re[k] + re[n - k], dif_im = im[k] - im[n - k];
+		double sum_im = im[k] + im[n - k], dif_re = re[k] - re[n - k];
+		pa[k] = 0.25 * (sum_re * sum_re + dif_im * dif_im);
+		pb[k] = 0.25 * (sum_im * sum_im + dif_re * dif_re);
+	}
+}
+
+/* The power spectra of the frame pair (split_pair_power), bins [lo, hi)
+ * into row_a and row_b, raised to power / 2.  The rounding to float is a
+ * loop of its own: GCC 12 vectorises no loop that has both a reversed read
+ * and a double-to-float store. */
+SER_KERNEL static void power_rows(const melspec *m, float *restrict row_a, float *restrict row_b)
 {
 	int lo = m->bin_lo, hi = m->bin_hi;
-	const double *restrict s = (const double *)m->spec;
-	for (int k = lo; k < hi; k++)
-		row[k] = (float)(s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1]);
-	if (m->cfg.power == 1.0) {
-		for (int k = lo; k < hi; k++)
-			row[k] = sqrtf(row[k]);
-	} else if (m->cfg.power != 2.0) {
-		float half = (float)(m->cfg.power / 2);
-		for (int k = lo; k < hi; k++)
-			row[k] = powf(row[k], half);
+	const double *re = m->spec_re, *im = m->spec_im;
+	double *restrict pa = m->pair_power, *restrict pb = m->pair_power + m->n_freqs;
+	if (lo == 0) { /* W[0] = conj(Z[0]) */
+		pa[0] = re[0] * re[0];
+		pb[0] = im[0] * im[0];
+	}
+	split_pair_power(re, im, pa, pb, lo > 0 ? lo : 1, hi, m->cfg.n_fft);
+	for (int k = lo; k < hi; k++) {
+		row_a[k] = (float)pa[k];
+		row_b[k] = (float)pb[k];
+	}
+	if (m->cfg.power == 2.0)
+		return;
+	for (int r = 0; r < 2; r++) {
+		float *restrict row = r ? row_b : row_a;
+		if (m->cfg.power == 1.0) {
+			for (int k = lo; k < hi; k++)
+				row[k] = sqrtf(row[k]);
+		} else {
+			float half = (float)(m->cfg.power / 2);
+			for (int k = lo; k < hi; k++)
+				row[k] = powf(row[k], half);
+		}
 	}
 }
 
@@ -384,10 +437,19 @@ int melspec_compute(melspec *m, const float *x, size_t n, float *out)
 		if (nb <= 0) {
 			memset(dst, 0, rows * nm * sizeof *dst);
 		} else {
-			for (size_t i = 0; i < rows; i++) {
-				fill_frame(m, x, n, t0 + i);
+			/* two frames per transform.  An odd last frame is paired
+			 * with zeros (not a stale frame: its bits would then depend
+			 * on another item); the power block has an even row count
+			 * (BLOCK), room for the spare row, which is never read. */
+			for (size_t i = 0; i < rows; i += 2) {
+				fill_frame(m, x, n, t0 + i, m->frame_a);
+				if (i + 1 < rows)
+					fill_frame(m, x, n, t0 + i + 1, m->frame_b);
+				else
+					memset(m->frame_b, 0, (size_t)c->n_fft * sizeof *m->frame_b);
 				fftw_execute(m->plan);
-				power_row(m, m->power + i * (size_t)m->power_stride);
+				float *row = m->power + i * (size_t)m->power_stride;
+				power_rows(m, row, row + m->power_stride);
 			}
 			for (int g = 0; g < m->ngroups; g++) {
 				const struct band_group *gr = &m->groups[g];
