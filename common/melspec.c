@@ -41,7 +41,7 @@ struct melspec {
 	double *pair_power;        /* 2 x n_freqs: |A|^2, |B|^2 (power_rows) */
 	float *power;         /* BLOCK x power_stride */
 	fftw_plan plan;
-	bool fixed_plan;      /* plan from c2c_512_wisdom, not FFTW_ESTIMATE */
+	bool fixed_plan;      /* plan from split_512_wisdom, not FFTW_ESTIMATE */
 };
 
 melspec_config melspec_default_config(long sample_rate)
@@ -257,7 +257,7 @@ melspec *melspec_new(const melspec_config *cfg, char *err, size_t errlen)
 	m->db_floor = (float)(20.0 / c->power * log10((double)(float)c->amin));
 	m->window = fftw_malloc((size_t)c->win_length * sizeof *m->window);
 	m->fb = fftwf_malloc((size_t)m->n_freqs * (size_t)c->n_mels * sizeof *m->fb);
-	size_t stride = pair_stride(c->n_fft), fft_bytes = (size_t)c->n_fft * sizeof(double);
+	size_t stride = pair_stride(c->n_fft);
 	m->frame_a = fftw_malloc(2 * stride * sizeof(double));
 	m->spec_re = fftw_malloc(2 * stride * sizeof(double));
 	m->pair_power = fftw_malloc(2 * (size_t)m->n_freqs * sizeof *m->pair_power);
@@ -273,8 +273,7 @@ melspec *melspec_new(const melspec_config *cfg, char *err, size_t errlen)
 	if (!m->plan)
 		goto nomem;
 	/* after planning, which may write the arrays */
-	memset(m->frame_a, 0, fft_bytes);
-	memset(m->frame_b, 0, fft_bytes);
+	memset(m->frame_a, 0, 2 * stride * sizeof *m->frame_a); /* and frame_b */
 	memset(m->power, 0, (size_t)BLOCK * (size_t)m->power_stride * sizeof *m->power);
 	return m;
 nomem:
