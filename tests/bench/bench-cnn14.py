@@ -1,14 +1,15 @@
 """Cnn14 throughput: the C network (cnn-tool bench) against the PyTorch
 reference (tests/ref/cnn14_ref.py), measured in the same run.
 
-Batch 8 of 300-frame inputs, 3 classes, 2 threads, full width and
-width_div 8: a training step (forward with dropout, backward, SGD Nesterov
+Batch 8 of 300-frame inputs, 3 classes, 2 threads, full width,
+width_div 8 (issue 14's narrow model) and width_div 16 (the demo's, no goal
+of its own): a training step (forward with dropout, backward, SGD Nesterov
 update) and inference (eval mode), samples per second after one untimed
-warm-up step (PyTorch: two at full width, four at width_div 8, as its
+warm-up step (PyTorch: two at full width, four when narrow, as its
 first calls are slow).  PyTorch runs in its own process with its fastest settings
 here (GLIBC_TUNABLES keeping freed memory mapped, OPENBLAS_NUM_THREADS=1,
 torch.set_num_threads(2)); ours in cnn-tool's.  Printed: both rates, the
-ratio ours/PyTorch (width_div 8: the best of three alternating rounds
+ratio ours/PyTorch (narrow: the best of three alternating rounds
 per side, as a 2-core machine shared with other work makes single short
 runs noisy), GFLOPS (the conv and linear multiply-adds counted here,
 x2; training = 3x forward) against the sgemm peak cnn-tool measures (one
@@ -161,7 +162,7 @@ def report(width_div, iters, env, label, rounds):
         line = f"  {kind:5s} pytorch {t[key]:8.2f} samples/s ({tg:6.1f} GFLOPS{tp})"
         if o:
             og = o[key] * mult * fl / 1e9
-            result(f"cnn14_{'full' if width_div == 1 else 'div8'}_{kind}", o[key] / t[key],
+            result(f"cnn14_{'full' if width_div == 1 else f'div{width_div}'}_{kind}", o[key] / t[key],
                    f"OpenBLAS {o.get('openblas_core')}")
             line += (f" | ours {o[key]:8.2f} samples/s ({og:6.1f} GFLOPS, {100 * og / peak:.0f}% of peak)"
                      f" | ours/pytorch {o[key] / t[key]:.2f}")
@@ -189,7 +190,7 @@ def main():
         print("ours: not available ($SERTOOLS_TESTBIN/cnn-tool missing); PyTorch only")
     for e, label in runs:
         print(f"-- {label}; OpenBLAS core {openblas_core(e)}")
-        for wd, iters, rounds in ((1, full_iters, 1), (8, 4 * full_iters, 3)):
+        for wd, iters, rounds in ((1, full_iters, 1), (8, 4 * full_iters, 3), (16, 4 * full_iters, 3)):
             report(wd, iters, e, label, rounds)
 
 

@@ -13,12 +13,16 @@ import os
 import sys
 
 # key, what is measured, goal, direction ("min": the ratio must reach the
-# goal; "max": it must stay at or under it)
+# goal; "max": it must stay at or under it).  A goal of None: a ratio shown
+# for information, neither met nor missed (the demo's width, which the
+# issue's goals predate).
 GOALS = [
     ("cnn14_full_train", "Cnn14 full width, training (x PyTorch)", 1.5, "min"),
     ("cnn14_full_infer", "Cnn14 full width, inference (x PyTorch)", 1.5, "min"),
     ("cnn14_div8_train", "Cnn14 / 8, training (x PyTorch)", 2.0, "min"),
     ("cnn14_div8_infer", "Cnn14 / 8, inference (x PyTorch)", 2.0, "min"),
+    ("cnn14_div16_train", "Cnn14 / 16 (the demo's), training (x PyTorch)", None, "min"),
+    ("cnn14_div16_infer", "Cnn14 / 16 (the demo's), inference (x PyTorch)", None, "min"),
     ("cnn14_full_rss", "Cnn14 full width, peak RSS (ours / PyTorch)", 0.7, "max"),
     ("melspec_j1", "melspec -j 1 (x fastest torchaudio, wall)", 2.0, "min"),
     ("melspec_j2", "melspec -j 2 (x fastest torchaudio, wall)", 3.0, "min"),
@@ -57,6 +61,11 @@ def main():
     for key, what, goal, direction in GOALS:
         sign = ">=" if direction == "min" else "<="
         for value, qual in rows.get(key, [(None, "")]):
+            if goal is None:
+                shown = f"{value:8.3f}" if value is not None else f"{'':>8}"
+                print(f"  {what:<52} {shown}  no goal{'' if value is not None else '  not measured'}"
+                      f"{f'  [{qual}]' if qual else ''}")
+                continue
             if value is None:
                 print(f"  {what:<52} {'':>8}  goal {sign} {goal:<5g} not measured")
                 continue
