@@ -274,33 +274,55 @@ static size_t small_row_len(int w)
 	return ((size_t)w + 2 + (size_t)VL - 1) / (size_t)VL * (size_t)VL;
 }
 
-/* buf[((r-r0)*c + ci)*3 + kh] = row y+kh-1 of channel ci of image r's image, padded: [0, x.., 0]. */
-SER_KERNEL static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r0, size_t r1, nn_real *buf)
+/* The rows buffer of a chunk: per channel, each image's rows of the chunk
+ * with one zero-padded row above and below, each row [0, x.., 0], so an
+ * input row is copied once and read by the three output rows it feeds.
+ * Rows r0..r1 of the batch may span images: every image starts a segment
+ * with its own two padding rows. */
+static size_t small_strip_rows(int h, size_t r0, size_t r1)
 {
-	const size_t wp = small_row_len(w);
-	for (size_t r = r0; r < r1; r++) {
-		size_t img = r / (size_t)h;
-		int y = (int)(r % (size_t)h);
-		for (int ci = 0; ci < c; ci++)
-			for (int kh = 0; kh < 3; kh++) {
-				nn_real *d = buf + (((r - r0) * (size_t)c + (size_t)ci) * 3 + (size_t)kh) * wp;
-				int yy = y + kh - 1;
-				memset(d, 0, wp * sizeof *d);
-				if (yy >= 0 && yy < h)
-					memcpy(d + 1, x + (size_t)ci * p + (img * (size_t)h + (size_t)yy) * (size_t)w, (size_t)w * sizeof *d);
-			}
-	}
+	return (r1 - r0) + 2 * ((r1 - 1) / (size_t)h - r0 / (size_t)h + 1);
 }
 
-/* out[co][r][x0 .. x0+nv*VL) for co and co+1 (two: co+1 < cout) from the rows buffer; k (cout, cin, 9). */
-SER_VINLINE void small_out(const nn_real *rows, int cin, size_t wp, const nn_real *k, int co, bool two, int x0,
-                             int nv, nn_real *o0, nn_real *o1)
+/* Where output row r's row y-1 starts in a channel's strip (y = r % h). */
+static size_t small_strip_base(int h, size_t r0, size_t r)
+{
+	return (r - r0) + 2 * (r / (size_t)h - r0 / (size_t)h);
+}
+
+SER_KERNEL static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r0, size_t r1, nn_real *buf)
+{
+	const size_t wp = small_row_len(w), len = small_strip_rows(h, r0, r1);
+	for (int ci = 0; ci < c; ci++)
+		for (size_t a = r0; a < r1;) {
+			size_t img = a / (size_t)h, b = MIN(r1, (img + 1) * (size_t)h);
+			int ya = (int)(a % (size_t)h), yb = ya + (int)(b - a);
+			nn_real *d = buf + ((size_t)ci * len + small_strip_base(h, r0, a)) * wp;
+			for (int y = ya - 1; y <= yb; y++, d += wp) {
+				if (y < 0 || y >= h) {
+					memset(d, 0, wp * sizeof *d);
+					continue;
+				}
+				d[0] = 0;
+				memcpy(d + 1, x + (size_t)ci * p + (img * (size_t)h + (size_t)y) * (size_t)w, (size_t)w * sizeof *d);
+				for (size_t t = (size_t)w + 1; t < wp; t++)
+					d[t] = 0;
+			}
+			a = b;
+		}
+}
+
+/* out[co][r][x0 .. x0+nv*VL) for co and co+1 (two: co+1 < cout) from the
+ * rows of output row r (rows: its row y-1 of channel 0; cstride: from one
+ * channel's strip to the next); k (cout, cin, 9). */
+SER_VINLINE void small_out(const nn_real *rows, int cin, size_t cstride, size_t wp, const nn_real *k, int co,
+                             bool two, int x0, int nv, nn_real *o0, nn_real *o1)
 {
 	vreal a0[4] = {0}, a1[4] = {0};
 	const nn_real *k0 = k + (size_t)co * (size_t)cin * 9, *k1 = two ? k0 + (size_t)cin * 9 : k0;
 	for (int ci = 0; ci < cin; ci++)
 		for (int kh = 0; kh < 3; kh++) {
-			const nn_real *row = rows + ((size_t)ci * 3 + (size_t)kh) * wp + x0;
+			const nn_real *row = rows + (size_t)ci * cstride + (size_t)kh * wp + x0;
 			for (int kw = 0; kw < 3; kw++) {
 				nn_real w0 = k0[ci * 9 + kh * 3 + kw], w1 = k1[ci * 9 + kh * 3 + kw];
 				for (int v = 0; v < nv; v++) {
@@ -318,37 +340,37 @@ SER_VINLINE void small_out(const nn_real *rows, int cin, size_t wp, const nn_rea
 }
 
 /* out (cout x P) rows [r0,r1) = conv of the channels in buf with k. */
-SER_KERNEL static void small_conv_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
-                            const nn_real *k, nn_real *out)
+SER_KERNEL static void small_conv_rows(const nn_real *buf, int cin, int cout, int h, int w, size_t p, size_t r0,
+                                       size_t r1, const nn_real *k, nn_real *out)
 {
-	const size_t wp = small_row_len(w);
+	const size_t wp = small_row_len(w), cstride = small_strip_rows(h, r0, r1) * wp;
 	for (size_t r = r0; r < r1; r++) {
-		const nn_real *rows = buf + (r - r0) * (size_t)cin * 3 * wp;
+		const nn_real *rows = buf + small_strip_base(h, r0, r) * wp;
 		for (int co = 0; co < cout; co += 2) {
 			bool two = co + 1 < cout;
 			nn_real *o0 = out + (size_t)co * p + r * (size_t)w, *o1 = two ? o0 + p : o0;
 			int x0 = 0;
 			for (; x0 + 4 * VL <= w; x0 += 4 * VL)
-				small_out(rows, cin, wp, k, co, two, x0, 4, o0, o1);
+				small_out(rows, cin, cstride, wp, k, co, two, x0, 4, o0, o1);
 			for (; x0 + 2 * VL <= w; x0 += 2 * VL)
-				small_out(rows, cin, wp, k, co, two, x0, 2, o0, o1);
+				small_out(rows, cin, cstride, wp, k, co, two, x0, 2, o0, o1);
 			for (; x0 < w; x0 += VL)
-				small_out(rows, cin, wp, k, co, two, x0, 1, o0, o1);
+				small_out(rows, cin, cstride, wp, k, co, two, x0, 1, o0, o1);
 		}
 	}
 }
 
 /* part (cout x cin*9) = dW of rows [r0,r1): sum over rows and x of dz * shifted input. */
-SER_KERNEL static void small_dw_rows(const nn_real *buf, int cin, int cout, int w, size_t p, size_t r0, size_t r1,
-                          const nn_real *dz, nn_real *part)
+SER_KERNEL static void small_dw_rows(const nn_real *buf, int cin, int cout, int h, int w, size_t p, size_t r0,
+                                     size_t r1, const nn_real *dz, nn_real *part)
 {
-	const size_t wp = small_row_len(w);
+	const size_t wp = small_row_len(w), len = small_strip_rows(h, r0, r1);
 	for (int co = 0; co < cout; co++)
 		for (int ci = 0; ci < cin; ci++) {
 			vreal acc[9] = {0};
 			for (size_t r = r0; r < r1; r++) {
 				const nn_real *d = dz + (size_t)co * p + r * (size_t)w;
-				const nn_real *rows = buf + (((r - r0) * (size_t)cin + (size_t)ci) * 3) * wp;
+				const nn_real *rows = buf + ((size_t)ci * len + small_strip_base(h, r0, r)) * wp;
 				for (int x0 = 0; x0 < w; x0 += VL) {
 					vreal g = vload(d + x0);
 					for (int kh = 0; kh < 3; kh++)
@@ -378,7 +400,7 @@ SER_KERNEL static void chunked_forward(conv_ctx *c, int tid)
 			break;
 		case NN_CONV_SMALL:
 			small_rows(c->x, p, cv->cin, cv->h, cv->w, r0, r1, col);
-			small_conv_rows(col, cv->cin, cv->cout, cv->w, p, r0, r1, c->wt, c->z);
+			small_conv_rows(col, cv->cin, cv->cout, cv->h, cv->w, p, r0, r1, c->wt, c->z);
 			break;
 		default:
 			im2col(c->x, p, 0, cv->cin, cv->h, cv->w, r0, r1, col, nc);
@@ -454,11 +476,11 @@ SER_KERNEL static void chunk_backward(conv_ctx *c, nn_real *col, size_t j, size_
 	case NN_CONV_SMALL:
 		if (part) {
 			small_rows(c->x, p, cv->cin, cv->h, cv->w, r0, r1, col);
-			small_dw_rows(col, cv->cin, cv->cout, cv->w, p, r0, r1, c->dz, part);
+			small_dw_rows(col, cv->cin, cv->cout, cv->h, cv->w, p, r0, r1, c->dz, part);
 		}
 		if (c->dx) {
 			small_rows(c->dz, p, cv->cout, cv->h, cv->w, r0, r1, col);
-			small_conv_rows(col, cv->cout, cv->cin, cv->w, p, r0, r1, ws->wflip, c->dx);
+			small_conv_rows(col, cv->cout, cv->cin, cv->h, cv->w, p, r0, r1, ws->wflip, c->dx);
 		}
 		return;
 	default:
