@@ -49,23 +49,37 @@ typedef struct {
 	int batch_stats, acc;
 } bn_ctx;
 
+/* Eight float lanes as one vector: gcc 12 left the lane loop of sums2
+ * scalar (the choice between b and a inside it), so the lanes are spelled
+ * out; each lane's operations and their order are the scalar loop's. */
+enum { SUM_LANES = 8 };
+typedef nn_real sum_lanes __attribute__((vector_size(SUM_LANES * sizeof(nn_real))));
+typedef nn_real sum_lanes_u __attribute__((vector_size(SUM_LANES * sizeof(nn_real)), aligned(sizeof(nn_real)),
+                                           may_alias));
+
 /* s1 = sum a' and s2 = sum a'*b' over n values, where a' = a - ashift and
- * b' = b - bshift (b NULL: b' = a'), in blocks of float lanes
- * (vectorised) added into double. */
+ * b' = b - bshift (b NULL: b' = a'), in blocks of SUM_LANES float lanes
+ * added into double. */
 SER_KERNEL static void sums2(const nn_real *a, nn_real ashift, const nn_real *b, nn_real bshift, size_t n, double *s1,
                   double *s2)
 {
-	enum { L = 8, BLOCK = 256 };
+	enum { BLOCK = 256 };
 	double d1 = 0, d2 = 0;
 	for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
 		size_t len = MIN((size_t)BLOCK, n - i0), i = 0;
-		nn_real l1[L] = {0}, l2[L] = {0};
+		sum_lanes l1 = {0}, l2 = {0};
 		const nn_real *pa = a + i0, *pb = b ? b + i0 : NULL;
-		for (; i + L <= len; i += L)
-			for (int j = 0; j < L; j++) {
-				nn_real v = pa[i + (size_t)j] - ashift;
-				l1[j] += v;
-				l2[j] += v * (pb ? pb[i + (size_t)j] - bshift : v);
+		if (pb)
+			for (; i + SUM_LANES <= len; i += SUM_LANES) {
+				sum_lanes v = *(const sum_lanes_u *)(pa + i) - ashift;
+				l1 += v;
+				l2 += v * (*(const sum_lanes_u *)(pb + i) - bshift);
+			}
+		else
+			for (; i + SUM_LANES <= len; i += SUM_LANES) {
+				sum_lanes v = *(const sum_lanes_u *)(pa + i) - ashift;
+				l1 += v;
+				l2 += v * v;
 			}
 		for (; i < len; i++) {
 			nn_real v = pa[i] - ashift;
@@ -73,7 +87,7 @@ SER_KERNEL static void sums2(const nn_real *a, nn_real ashift, const nn_real *b,
 			l2[0] += v * (pb ? pb[i] - bshift : v);
 		}
 		nn_real r1 = 0, r2 = 0;
-		for (int j = 0; j < L; j++) {
+		for (int j = 0; j < SUM_LANES; j++) {
 			r1 += l1[j];
 			r2 += l2[j];
 		}

@@ -120,15 +120,22 @@ SER_KERNEL static void wino_input(const nn_conv *cv, const nn_real *x, size_t tr
 			int y0 = 2 * (int)(tr % th) - 1;
 			for (int i = 0; i < 4; i++) {
 				nn_real *e = ev + (size_t)i * len, *o = od + (size_t)i * len;
-				memset(e, 0, len * sizeof *e);
-				memset(o, 0, len * sizeof *o);
-				if (y0 + i < 0 || y0 + i >= h)
+				if (y0 + i < 0 || y0 + i >= h) {
+					memset(e, 0, len * sizeof *e);
+					memset(o, 0, len * sizeof *o);
 					continue;
+				}
 				const nn_real *row = x + ci * p + (img * (size_t)h + (size_t)(y0 + i)) * (size_t)w;
-				for (size_t m = 1; 2 * m - 1 < (size_t)w; m++)
+				size_t m = 1;
+				e[0] = 0;
+				for (; 2 * m - 1 < (size_t)w; m++)
 					e[m] = row[2 * m - 1];
-				for (size_t m = 0; 2 * m < (size_t)w; m++)
+				for (; m < len; m++)
+					e[m] = 0;
+				for (m = 0; 2 * m < (size_t)w; m++)
 					o[m] = row[2 * m];
+				for (; m < len; m++)
+					o[m] = 0;
 			}
 			for (int half = 0; half < 2; half++) { /* B' d, on the rows */
 				const nn_real *r = half ? od : ev;
