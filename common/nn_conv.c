@@ -303,8 +303,10 @@ SER_KERNEL static void small_rows(const nn_real *x, size_t p, int c, int h, int 
 					memset(d, 0, wp * sizeof *d);
 					continue;
 				}
+				const nn_real *src = x + (size_t)ci * p + (img * (size_t)h + (size_t)y) * (size_t)w;
 				d[0] = 0;
-				memcpy(d + 1, x + (size_t)ci * p + (img * (size_t)h + (size_t)y) * (size_t)w, (size_t)w * sizeof *d);
+				for (int t = 0; t < w; t++) /* rows of 8-64 values: a call to memcpy cost more */
+					d[1 + t] = src[t];
 				for (size_t t = (size_t)w + 1; t < wp; t++)
 					d[t] = 0;
 			}
