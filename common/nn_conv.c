@@ -290,12 +290,18 @@ static size_t small_strip_base(int h, size_t r0, size_t r)
 	return (r - r0) + 2 * (r / (size_t)h - r0 / (size_t)h);
 }
 
+/* The end of the segment (rows of one image) that starts at row a < r1. */
+static size_t small_segment_end(int h, size_t a, size_t r1)
+{
+	return MIN(r1, (a / (size_t)h + 1) * (size_t)h);
+}
+
 SER_KERNEL static void small_rows(const nn_real *x, size_t p, int c, int h, int w, size_t r0, size_t r1, nn_real *buf)
 {
 	const size_t wp = small_row_len(w), len = small_strip_rows(h, r0, r1);
 	for (int ci = 0; ci < c; ci++)
 		for (size_t a = r0; a < r1;) {
-			size_t img = a / (size_t)h, b = MIN(r1, (img + 1) * (size_t)h);
+			size_t img = a / (size_t)h, b = small_segment_end(h, a, r1);
 			int ya = (int)(a % (size_t)h), yb = ya + (int)(b - a);
 			nn_real *d = buf + ((size_t)ci * len + small_strip_base(h, r0, a)) * wp;
 			for (int y = ya - 1; y <= yb; y++, d += wp) {
@@ -370,14 +376,18 @@ SER_KERNEL static void small_dw_rows(const nn_real *buf, int cin, int cout, int 
 	for (int co = 0; co < cout; co++)
 		for (int ci = 0; ci < cin; ci++) {
 			vreal acc[9] = {0};
-			for (size_t r = r0; r < r1; r++) {
-				const nn_real *d = dz + (size_t)co * p + r * (size_t)w;
-				const nn_real *rows = buf + ((size_t)ci * len + small_strip_base(h, r0, r)) * wp;
-				for (int x0 = 0; x0 < w; x0 += VL) {
-					vreal g = vload(d + x0);
-					for (int kh = 0; kh < 3; kh++)
-						for (int kw = 0; kw < 3; kw++)
-							acc[kh * 3 + kw] += g * vload(rows + (size_t)kh * wp + (size_t)(x0 + kw));
+			/* segment by segment: no division per row in this, the hottest loop */
+			for (size_t a = r0, b; a < r1; a = b) {
+				b = small_segment_end(h, a, r1);
+				const nn_real *rows = buf + ((size_t)ci * len + small_strip_base(h, r0, a)) * wp;
+				for (size_t r = a; r < b; r++, rows += wp) {
+					const nn_real *d = dz + (size_t)co * p + r * (size_t)w;
+					for (int x0 = 0; x0 < w; x0 += VL) {
+						vreal g = vload(d + x0);
+						for (int kh = 0; kh < 3; kh++)
+							for (int kw = 0; kw < 3; kw++)
+								acc[kh * 3 + kw] += g * vload(rows + (size_t)kh * wp + (size_t)(x0 + kw));
+					}
 				}
 			}
 			for (int t = 0; t < 9; t++)

@@ -69,18 +69,14 @@ SER_KERNEL static void sums2(const nn_real *a, nn_real ashift, const nn_real *b,
 		size_t len = MIN((size_t)BLOCK, n - i0), i = 0;
 		sum_lanes l1 = {0}, l2 = {0};
 		const nn_real *pa = a + i0, *pb = b ? b + i0 : NULL;
-		if (pb)
-			for (; i + SUM_LANES <= len; i += SUM_LANES) {
-				sum_lanes v = *(const sum_lanes_u *)(pa + i) - ashift;
-				l1 += v;
-				l2 += v * (*(const sum_lanes_u *)(pb + i) - bshift);
-			}
-		else
-			for (; i + SUM_LANES <= len; i += SUM_LANES) {
-				sum_lanes v = *(const sum_lanes_u *)(pa + i) - ashift;
-				l1 += v;
-				l2 += v * v;
-			}
+		for (; i + SUM_LANES <= len; i += SUM_LANES) {
+			sum_lanes v = *(const sum_lanes_u *)(pa + i) - ashift;
+			l1 += v;
+			sum_lanes vb = v;
+			if (pb)
+				vb = *(const sum_lanes_u *)(pb + i) - bshift;
+			l2 += v * vb;
+		}
 		for (; i < len; i++) {
 			nn_real v = pa[i] - ashift;
 			l1[0] += v;
