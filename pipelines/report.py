@@ -15,21 +15,9 @@ dev_uar test_uar epochs) and log.tsv (one row per epoch).  A missing or
 malformed file is an error naming it (exit 2).
 
 Statistics.  Every cell is over the seeds S (training seeds; the corpus is
-the same): the mean, its 95 % confidence interval from Student's t (mean +-
-t * sd / sqrt(n)), and the median best epoch.  The cells of one table
-(Table 1's eleven, the sweep's) measure the same thing, arousal test UAR
-under one recipe, so their seed-to-seed spreads are estimates of one spread:
-with three seeds a cell's own SD has 2 degrees of freedom (t = 4.30) and is
-itself uncertain by a factor of two, so the table's cells share the pooled
-one (pooled_intervals): sd^2 the mean of the cells' variances, its degrees
-of freedom by Satterthwaite from the cells x seeds decomposition (C (n - 1)
-when the seeds act on each cell independently, down to n - 1 when a seed
-moves every cell alike).  Pooled only when the data allow it: every cell
-varies over the seeds and Bartlett's test does not reject equal spreads
-(p >= 0.05); otherwise each cell has its own t interval with n - 1 degrees
-of freedom.  The table says which, with the test and the cells' own SDs.
-The upstream models' rows (different tasks) keep their own intervals.  A
-comparison (a finding, the sweep's gap) is paired: the difference
+the same): the mean, its 95 % confidence interval from Student's t with
+n - 1 degrees of freedom (mean +- t * sd / sqrt(n)), and the median best
+epoch.  A comparison (a finding, the sweep's gap) is paired: the difference
 is taken within each seed (the same seed on both sides, which shares the
 corpus, the crops' order and the upstream model of that seed), and the
 interval is that of the mean difference.  The verdict of a claim "X > 0" is
@@ -135,11 +123,7 @@ def verdict(xs):
 
 
 def fmt_interval(xs, signed=False, digits=2):
-    return fmt_mean(*interval(xs), signed=signed, digits=digits)
-
-
-def fmt_mean(m, h, signed=False, digits=2):
-    """'m [m - h, m + h]', or 'm' when h is None."""
+    m, h = interval(xs)
     f = f'{{:{"+" if signed else ""}.{digits}f}}'
     if h is None:
         return f.format(m)
@@ -157,50 +141,10 @@ def over_seeds(a, name):
     return [summary(os.path.join(a.runs, f's{seed}'), name) for seed in a.seeds.split()]
 
 
-def cell(ss, key='test', mh=None):
-    """mean [95 % interval] (median best epoch) of summaries ss; mh: (mean, half-width) to show
-    instead of the cell's own t interval (pooled_intervals)."""
+def cell(ss, key='test'):
+    """mean [95 % interval] (median best epoch) of summaries ss."""
     med = median([s['best'] for s in ss])
-    return f'{fmt_mean(*(mh or interval([s[key] for s in ss])))} ({med:g})'
-
-
-def pooled_intervals(groups, what):
-    """The 95 % intervals of the cells of one table (module docstring, Statistics).  groups: one
-    list per cell of its results, one per seed, the same seeds in the same order in every cell;
-    what: the cells, as the note names them ('the 11 cells').  Returns ([(mean, half-width or
-    None)], note), the note a paragraph saying which intervals these are and why."""
-    from scipy import stats as sst
-    C, n = len(groups), len(groups[0])
-    means = [sum(g) / n for g in groups]
-    if n < 2:
-        return [(m, None) for m in means], 'Intervals: none (one seed).'
-    own = [interval(g)[1] for g in groups]
-    var = [sum((x - m) ** 2 for x in g) / (n - 1) for g, m in zip(groups, means)]
-    sds = sorted(math.sqrt(v) for v in var)
-    dof = f'{n - 1} degree{"s" if n > 2 else ""} of freedom'
-    own_note = (f'each cell\'s own t interval over its {n} seeds ({dof}; '
-                f'SDs {sds[0]:.1f}-{sds[-1]:.1f} points, half-widths {min(own):.1f}-{max(own):.1f})')
-    if C < 2 or min(var) == 0:
-        why = 'one cell' if C < 2 else 'a cell\'s results are equal over the seeds'
-        return list(zip(means, own)), f'Intervals: {own_note}; not pooled over {what}: {why}.'
-    bartlett_p = float(sst.bartlett(*groups).pvalue)
-    if bartlett_p < 0.05:
-        return list(zip(means, own)), (f'Intervals: {own_note}; not pooled over {what}: their spreads '
-                                       f'differ (Bartlett\'s test p = {bartlett_p:.3f}).')
-    grand = sum(means) / C
-    seed_means = [sum(g[j] for g in groups) / C for j in range(n)]
-    ms_seed = C * sum((x - grand) ** 2 for x in seed_means) / (n - 1)
-    ms_res = sum((g[j] - m - seed_means[j] + grand) ** 2
-                 for g, m in zip(groups, means) for j in range(n)) / ((C - 1) * (n - 1))
-    a, b = ms_seed / C, (C - 1) / C * ms_res  # a + b = the mean of the cells' variances
-    pooled = sum(var) / C
-    df = pooled ** 2 / (a ** 2 / (n - 1) + b ** 2 / ((C - 1) * (n - 1)))
-    h = float(sst.t.ppf(0.975, df)) * math.sqrt(pooled / n)
-    return [(m, h) for m in means], (
-        f'Intervals: t with the seeds\' spread pooled over {what} (their spreads agree: Bartlett\'s test '
-        f'p = {bartlett_p:.2f}): SD {math.sqrt(pooled):.2f} points with {df:.1f} degrees of freedom '
-        f'(Satterthwaite over cells x seeds: {C * (n - 1)} when each seed acts on each cell independently, '
-        f'{n - 1} when a seed moves every cell alike), half-width {h:.2f}. Unpooled, {own_note}.')
+    return f'{fmt_interval([s[key] for s in ss])} ({med:g})'
 
 
 def run_classes(path):
@@ -228,20 +172,17 @@ def table1(a):
     t = ['# Table 1: arousal UAR % on the test split\n', settings(a), '',
          '| Initialisation | ' + ' | '.join(c for _, c in COLUMNS) + ' |',
          '| --- ' * (len(COLUMNS) + 1) + '|']
-    runs = ['t1-random'] + [f't1-{key}-{mode}' for mode in ('all', 'linear') for key, _ in COLUMNS[1:]]
-    ss = {r: over_seeds(a, r) for r in runs}
-    mh, note = pooled_intervals([[s['test'] for s in ss[r]] for r in runs], f'the {len(runs)} cells')
-    mh = dict(zip(runs, mh))
     for mode, label in (('all', 'All layers'), ('linear', 'Linear only')):
         ours, paper = [], []
         for key, _ in COLUMNS:
-            r = 't1-random' if key == 'random' else f't1-{key}-{mode}'
-            ours.append('-' if r not in runs or (key == 'random' and mode != 'all') else cell(ss[r], mh=mh[r]))
+            if key == 'random':
+                ours.append(cell(over_seeds(a, 't1-random')) if mode == 'all' else '-')
+            else:
+                ours.append(cell(over_seeds(a, f't1-{key}-{mode}')))
             p = PAPER_T1.get((key, mode))
             paper.append(f'{p[0]:.2f} ({p[1]})' if p else '-')
         t.append(f'| {label} | ' + ' | '.join(ours) + ' |')
         t.append(f'| {label}, paper | ' + ' | '.join(paper) + ' |')
-    t += ['', note]
     base = baseline_uar(a)
     if base is not None:
         t += ['', f'Trivial reference: logistic regression on the mean and spread of each log-Mel band '
@@ -287,18 +228,11 @@ def sweep(a):
          'The paper gives these only as curves (its Fig 2b), so there is no number to put beside them.', '',
          '| bandwidth (Hz) | scratch | fine-tuned from clean | fine-tuned − scratch |',
          '| --- | --- | --- | --- |']
-    runs = [f'sw-{kind}-{w}' for w in widths for kind in ('scratch', 'ft')] + ['t1-random']
-    ss = {r: over_seeds(sa, r) for r in runs}
-    mh, note = pooled_intervals([[s['test'] for s in ss[r]] for r in runs], f'the {len(runs)} cells')
-    note += ' The gaps are differences paired within seeds, each with its own t interval.'
-    mh = dict(zip(runs, mh))
     for w in widths:
-        sc, ft = ss[f'sw-scratch-{w}'], ss[f'sw-ft-{w}']
+        sc, ft = over_seeds(sa, f'sw-scratch-{w}'), over_seeds(sa, f'sw-ft-{w}')
         gap = [f['test'] - s['test'] for s, f in zip(sc, ft)]
-        t.append(f'| {w} | {cell(sc, mh=mh[f"sw-scratch-{w}"])} | {cell(ft, mh=mh[f"sw-ft-{w}"])} | '
-                 f'{fmt_interval(gap, signed=True)} |')
-    t.append(f'| clean (baseline) | {cell(ss["t1-random"], mh=mh["t1-random"])} | | |')
-    t += ['', note]
+        t.append(f'| {w} | {cell(sc)} | {cell(ft)} | {fmt_interval(gap, signed=True)} |')
+    t.append(f'| clean (baseline) | {cell(over_seeds(sa, "t1-random"))} | | |')
     return '\n'.join(t) + '\n'
 
 
