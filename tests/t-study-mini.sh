@@ -307,6 +307,20 @@ n=$(grep -c ': started' log2 || true)
   || fail "finished runs were touched"
 "${mk[@]}" -q all || fail "make -q after the re-run"
 
+# make -n with other variables changes nothing (it used to rewrite the job
+# lists, and a study running in the same OUT then ran the rewritten list:
+# fewer seeds, exit 0).
+cp out/jobs/stage2.txt jobs2.before
+"${mk[@]}" -n SEEDS=1 SWEEP_SEEDS=1 all >log5 2>&1 || { tail -5 log5; fail "make -n with other seeds"; }
+cmp -s jobs2.before out/jobs/stage2.txt || fail "make -n rewrote the job list"
+# A stage whose list another make has rewritten is refused when it starts
+# (the other make simulated: NEED_JOBS= keeps this one from writing it).
+echo "$PWD/other-make-job" > out/jobs/stage2.txt
+rc=0; "${mk[@]}" NEED_JOBS= stage2 >log6 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q 'jobs/stage2.txt: another make in this OUT has rewritten it' log6 || fail "a rewritten job list was run: exit $rc"
+grep -q other-make-job log6 && fail "the rewritten job list was run"
+cp jobs2.before out/jobs/stage2.txt
+
 # Settings changed under a finished run are refused, not silently mixed.
 rc=0; "${mk[@]}" EPOCHS=3 stage1 >log3 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q 'made with other arguments' log3 || fail "EPOCHS changed under finished runs: exit $rc"
