@@ -168,7 +168,7 @@ static int write_state_files(train_run *r, const char *dir, bool new_best, char 
 	if (new_best) {
 		sv *tr = sv_map();
 		if (!tr || sv_set(tr, "epoch", sv_int(completed)) || sv_set(tr, "dev_uar", sv_float(r->pos.best_dev)) ||
-		    sv_set(tr, "test_uar", r->have_test ? sv_float(r->pos.best_test) : sv_nil()))
+		    sv_set(tr, "test_uar", r->have_test && !r->have_final_test ? sv_float(r->pos.best_test) : sv_nil()))
 			return fail(err, "out of memory");
 		if (save_model(r, dir, "best.ckpt", tr, err))
 			return -1;
@@ -213,30 +213,38 @@ int train_save_state(train_run *r, bool new_best, char *err)
 	                           err);
 }
 
-int train_load_state(train_run *r, char *err)
+/* The tensors of the state's checkpoint `name` into r->model (not the
+ * header: it stays the one derived from init.ckpt). */
+static int apply_state_model(train_run *r, const char *name, char *err)
 {
-	char *p = rundir_path(r->state_dir, "last.ckpt");
+	char *p = rundir_path(r->state_dir, name);
 	if (!p)
 		return fail(err, "out of memory");
-	cnn14 *last = cnn14_open(p, 1, err);
-	if (!last) {
+	cnn14 *saved = cnn14_open(p, 1, err);
+	if (!saved) {
 		free(p);
 		return -1;
 	}
 	int rc = 0;
-	if (cnn14_classes(last) != cnn14_classes(r->model) || cnn14_width_div(last) != cnn14_width_div(r->model) ||
-	    cnn14_num_tensors(last) != cnn14_num_tensors(r->model))
+	if (cnn14_classes(saved) != cnn14_classes(r->model) || cnn14_width_div(saved) != cnn14_width_div(r->model) ||
+	    cnn14_num_tensors(saved) != cnn14_num_tensors(r->model))
 		rc = fail(err, "%s: not a state of the model in init.ckpt", p);
-	for (size_t i = 0; rc == 0 && i < cnn14_num_tensors(last); i++) {
-		cnn14_tensor from = cnn14_tensor_at(last, i), to = cnn14_tensor_at(r->model, i);
+	for (size_t i = 0; rc == 0 && i < cnn14_num_tensors(saved); i++) {
+		cnn14_tensor from = cnn14_tensor_at(saved, i), to = cnn14_tensor_at(r->model, i);
 		if (from.is_int64)
 			memcpy(to.data_i64, from.data_i64, from.numel * sizeof *from.data_i64);
 		else
 			memcpy(to.data, from.data, from.numel * sizeof *from.data);
 	}
-	cnn14_free(last);
+	cnn14_free(saved);
 	free(p);
-	if (rc)
+	return rc;
+}
+
+int train_load_state(train_run *r, char *err)
+{
+	int rc = 0;
+	if (apply_state_model(r, "last.ckpt", err))
 		return -1;
 	char *opt = rundir_path(r->state_dir, "last.opt"), *pos = rundir_path(r->state_dir, "position.msgpack"),
 	     *log = rundir_path(r->state_dir, "log.tsv");
@@ -269,8 +277,15 @@ int train_write_summary(train_run *r, char *err)
 {
 	train_text t = {0};
 	const train_position *p = &r->pos;
+	/* the model scored as the best epoch's was, so the number is the one a
+	 * --test of the same stream would have logged at that epoch */
+	if (r->have_final_test &&
+	    (apply_state_model(r, "best.ckpt", err) || train_score(r, &r->final_test, &r->final_test_uar, err)))
+		return -1;
+	bool have = r->have_final_test || r->have_test;
+	double test = r->have_final_test ? r->final_test_uar : p->best_test;
 	int bad = train_text_add(&t, "best_epoch\tdev_uar\ttest_uar\tepochs\n%d\t%.6f\t", p->best_epoch, p->best_dev);
-	bad |= train_text_add(&t, r->have_test ? "%.6f" : "NA", p->best_test);
+	bad |= train_text_add(&t, have ? "%.6f" : "NA", test);
 	bad |= train_text_add(&t, "\t%d\n", r->epochs);
 	if (bad || state_text(r, "summary.tsv", t.s, err)) {
 		free(t.s);
@@ -278,7 +293,7 @@ int train_write_summary(train_run *r, char *err)
 	}
 	t.len = 0;
 	bad = train_text_add(&t, "{\"best_epoch\":%d,\"dev_uar\":%.6f,\"test_uar\":", p->best_epoch, p->best_dev);
-	bad |= train_text_add(&t, r->have_test ? "%.6f" : "null", p->best_test);
+	bad |= train_text_add(&t, have ? "%.6f" : "null", test);
 	bad |= train_text_add(&t, ",\"epochs\":%d}\n", r->epochs);
 	if (bad || state_text(r, "summary.json", t.s, err)) {
 		free(t.s);
@@ -413,6 +428,7 @@ void train_run_free(train_run *r)
 	dataset_free(&r->train);
 	dataset_free(&r->dev);
 	dataset_free(&r->test);
+	dataset_free(&r->final_test);
 	free(r->log.s);
 	free(r->state_dir);
 	free(r->class_weights);

@@ -5,6 +5,9 @@
  * offsets that are a function of (seed, epoch) alone (train_plan_epoch),
  * then scores the dev set (and the test set when there is one) and keeps
  * the epoch with the highest dev UAR (the earliest on ties) as the best.
+ * A final test set is scored once, after the last epoch, with the best
+ * epoch's model: the protocol's test score without the cost of scoring a
+ * test set every epoch (the per-epoch test set then only draws the curve).
  * The whole resumable state (model, optimiser, position, log) is saved into
  * the run directory (common/rundir.h) at every epoch end, every save_every
  * seconds mid-epoch, and when *stop becomes nonzero (a signal); because
@@ -107,8 +110,8 @@ struct train_run {
 	double save_every;  /* seconds; 0: at epoch ends only */
 	cnn14 *model;
 	cnn14_sgd sgd;
-	dataset train, dev, test;
-	bool have_test;
+	dataset train, dev, test, final_test;
+	bool have_test, have_final_test;
 	float *class_weights; /* one per class (malloc'd: train_run_free frees it) */
 	float pad_value;    /* the log-Mel of silence: crop and short-item padding */
 	const volatile sig_atomic_t *stop; /* NULL, or nonzero to stop (saved) */
@@ -118,6 +121,7 @@ struct train_run {
 	train_position pos;
 	int nbatches;
 	char *state_dir;    /* newest committed state, NULL before the first */
+	double final_test_uar; /* set by train_write_summary when have_final_test */
 };
 
 /* Trains from r->pos to the end of epoch r->epochs and writes the summary.
@@ -138,7 +142,10 @@ int train_save_state(train_run *r, bool new_best, char *err);
  * r->log. */
 int train_load_state(train_run *r, char *err);
 
-/* summary.tsv and summary.json of r->pos into the newest state, published. */
+/* summary.tsv and summary.json of r->pos into the newest state, published.
+ * Their test_uar: with a final test set, its UAR under the best epoch's
+ * model (loaded into r->model, which then no longer holds the last epoch's);
+ * else the test set's at the best epoch; else none. */
 int train_write_summary(train_run *r, char *err);
 
 /* Frees what the loop keeps (log, state_dir), the class weights, the

@@ -23,7 +23,8 @@
 static const char *prog = "cnn-train";
 
 static const char usage[] =
-	"Usage: cnn-train --train T --dev D [--test E] --run-dir RUNDIR [OPTION]...\n"
+	"Usage: cnn-train --train T --dev D [--test E] [--final-test E] --run-dir RUNDIR\n"
+	"                 [OPTION]...\n"
 	"       cnn-train --resume RUNDIR [--threads N] [--progress | --quiet]\n"
 	"Train Cnn14 on labelled log-Mel streams (melspec | binlabels) with the paper's\n"
 	"recipe: SGD, lr 0.001, Nesterov momentum 0.9, batch 8, 60 epochs, class-balanced\n"
@@ -51,7 +52,7 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
 typedef struct {
-	const char *train, *dev, *test, *rundir, *init, *resume;
+	const char *train, *dev, *test, *final_test, *rundir, *init, *resume;
 	int epochs, batch, crop_frames, threads, eval_batch, width_div;
 	double lr, momentum, weight_decay, save_every;
 	bool nesterov, balance, dropout, new_head, freeze_bn_stats, pad_short, quiet, progress, dump_settings;
@@ -74,6 +75,9 @@ static const opt_desc options_table[] = {
 	{"dev", 0, OPT_STRING, F(dev), .arg = "FILE", .help = "development stream: selects the best epoch (required)",
 	 .flags = FILE_SET},
 	{"test", 0, OPT_STRING, F(test), .arg = "FILE", .help = "test stream, scored every epoch (for learning curves)",
+	 .flags = FILE_SET},
+	{"final-test", 0, OPT_STRING, F(final_test), .arg = "FILE",
+	 .help = "test stream scored once, with the best epoch's model,\nafter the last (summary's test_uar: --test is then\nonly the curve)",
 	 .flags = FILE_SET},
 	{"run-dir", 0, OPT_STRING, F(rundir), .arg = "RUNDIR", .help = "run directory (created; must not hold a run already)"},
 	/* the old spelling: -o is a file in every other program (formats/cli.md) */
@@ -248,6 +252,10 @@ static void load_data(train_run *r, const options *o)
 	r->have_test = o->test != NULL;
 	if (r->have_test && (dataset_load(&r->test, o->test, 0, err) || dataset_compatible(&r->train, &r->test, err)))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	r->have_final_test = o->final_test != NULL;
+	if (r->have_final_test && (dataset_load(&r->final_test, o->final_test, 0, err) ||
+	                           dataset_compatible(&r->train, &r->final_test, err)))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	if (r->train.n == 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: no training items", r->train.name);
 	if (r->dev.n == 0)
@@ -268,9 +276,10 @@ static void load_data(train_run *r, const options *o)
 	}
 	r->pad_value = evaluate_silence_value(r->train.params);
 	/* found now rather than when the first epoch is scored */
-	for (int i = 0; i < (r->have_test ? 2 : 1) && !o->pad_short; i++) {
-		const dataset *ds = i ? &r->test : &r->dev;
-		for (size_t k = 0; k < ds->n; k++)
+	const dataset *scored[] = {&r->dev, r->have_test ? &r->test : NULL, r->have_final_test ? &r->final_test : NULL};
+	for (int i = 0; i < 3 && !o->pad_short; i++) {
+		const dataset *ds = scored[i];
+		for (size_t k = 0; ds && k < ds->n; k++)
 			if (ds->items[k].frames < CNN14_MIN_FRAMES)
 				cli_die(prog, EXIT_RUNTIME, "%s: item '%s' has %d frames, the network needs at least %d (pad it: --pad-short)",
 				        ds->name, ds->items[k].key, ds->items[k].frames, CNN14_MIN_FRAMES);
@@ -280,10 +289,10 @@ static void load_data(train_run *r, const options *o)
 /* What the run holds in memory, on stderr with progress. */
 static void report_memory(const train_run *r)
 {
-	double mb = (double)(r->train.bytes + r->dev.bytes + r->test.bytes) / 1048576.0;
+	double mb = (double)(r->train.bytes + r->dev.bytes + r->test.bytes + r->final_test.bytes) / 1048576.0;
 	uint64_t params = cnn14_num_params(r->model);
-	fprintf(stderr, "%s: in memory: %zu train, %zu dev, %zu test items, %.1f MB of log-Mel; model of %llu parameters, %.1f MB with gradients and momentum (plus activations)\n",
-	        prog, r->train.n, r->dev.n, r->test.n, mb, (unsigned long long)params, 3.0 * 4.0 * (double)params / 1048576.0);
+	fprintf(stderr, "%s: in memory: %zu train, %zu dev, %zu test, %zu final test items, %.1f MB of log-Mel; model of %llu parameters, %.1f MB with gradients and momentum (plus activations)\n",
+	        prog, r->train.n, r->dev.n, r->test.n, r->final_test.n, mb, (unsigned long long)params, 3.0 * 4.0 * (double)params / 1048576.0);
 }
 
 static void set_training_params(train_run *r)
@@ -344,9 +353,12 @@ static void build_model(train_run *r, const options *o)
 /* Refuses to resume on data other than the run started with. */
 static void check_data(const train_run *r, const options *o, const sv *saved)
 {
-	const dataset *sets[] = {&r->train, &r->dev, &r->test};
-	const char *names[] = {"train", "dev", "test"};
-	for (int i = 0; i < (r->have_test ? 3 : 2); i++) {
+	const dataset *sets[] = {&r->train, &r->dev, r->have_test ? &r->test : NULL,
+	                         r->have_final_test ? &r->final_test : NULL};
+	const char *names[] = {"train", "dev", "test", "final_test"};
+	for (int i = 0; i < 4; i++) {
+		if (!sets[i])
+			continue;
 		const sv *e = sv_get(saved, names[i]);
 		int64_t n, fp;
 		if (!e || !sv_get_int(e, "items", &n) || !sv_get_int(e, "fingerprint", &fp))
@@ -384,11 +396,18 @@ static char **strlist_argv(const sv *list)
 	return v;
 }
 
+/* How many of the data streams are standard input. */
+static int stdin_uses(const options *o)
+{
+	return !strcmp(o->train, "-") + !strcmp(o->dev, "-") + (o->test && !strcmp(o->test, "-")) +
+	       (o->final_test && !strcmp(o->final_test, "-"));
+}
+
 /* What the settings must satisfy beyond each option's own range. */
 static void check_settings(const options *o, bool resume)
 {
 	if (resume) {
-		if (!strcmp(o->train, "-") || !strcmp(o->dev, "-") || (o->test && !strcmp(o->test, "-")))
+		if (stdin_uses(o) > 0)
 			cli_die(prog, EXIT_RUNTIME, "%s: the run read a stream from standard input: it cannot be resumed", o->rundir);
 		return;
 	}
@@ -396,8 +415,7 @@ static void check_settings(const options *o, bool resume)
 		cli_usage_error(prog, "--train, --dev and --run-dir RUNDIR are required");
 	if (o->init && o->width_div != 1)
 		cli_usage_error(prog, "--width-div comes from the --init checkpoint");
-	int stdin_uses = !strcmp(o->train, "-") + !strcmp(o->dev, "-") + (o->test && !strcmp(o->test, "-"));
-	if (stdin_uses > 1)
+	if (stdin_uses(o) > 1)
 		cli_usage_error(prog, "standard input ('-') can be read only once");
 }
 
@@ -502,7 +520,8 @@ static void start_model(train_run *r, const options *o, bool resume, int argc, c
 	if (!resume) {
 		sv *data = sv_map();
 		if (!data || sv_set(data, "train", data_entry(&r->train)) || sv_set(data, "dev", data_entry(&r->dev)) ||
-		    (r->have_test && sv_set(data, "test", data_entry(&r->test))))
+		    (r->have_test && sv_set(data, "test", data_entry(&r->test))) ||
+		    (r->have_final_test && sv_set(data, "final_test", data_entry(&r->final_test))))
 			cli_die(prog, EXIT_RUNTIME, "out of memory");
 		write_run_file(o->rundir, argc, argv, o, data);
 	}
@@ -604,7 +623,10 @@ int main(int argc, char **argv)
 		         (int)stop_signal, r.pos.epoch, r.pos.batch, o.rundir);
 		exit(128 + stop_signal);
 	}
-	if (u.extra)
+	if (u.extra && r.have_final_test)
+		fprintf(stderr, "%s: best epoch %d: dev UAR %.2f%%, final test UAR %.2f%%\n", prog, r.pos.best_epoch,
+		        100 * r.pos.best_dev, 100 * r.final_test_uar);
+	else if (u.extra)
 		fprintf(stderr, "%s: best epoch %d: dev UAR %.2f%%\n", prog, r.pos.best_epoch, 100 * r.pos.best_dev);
 	train_run_free(&r);
 	if (saved) {

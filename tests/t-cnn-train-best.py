@@ -56,6 +56,16 @@ Checked, with the documented rule applied by this test to log.tsv:
     reference's argmax on best.ckpt item by item.  The smallest top-2
     log-probability margin of the reference must be >= 1e-4 (it is ~1e-2
     here): a near-tie fails the test as unsuitable data, it is not excused.
+  - --final-test (test scored once, after the last epoch, with the best
+    epoch's model): the same run with --test dev.msgpack --final-test
+    test.msgpack logs the dev stream as its curve (test_uar column = the
+    dev_uar column), and its summary's test_uar is the full run's test UAR
+    at the best epoch, as printed; so is that of a run with --final-test
+    and no --test (log.tsv's test_uar NA), also after --resume of the
+    complete run.  The curve is required to have another test UAR at the
+    last epoch than at the best, so scoring the last model is caught.
+    best.ckpt's params.training.test_uar is then nil (no test set was
+    scored with it during the run).
 Under ASan (SERTOOLS_SANITIZE=1) the same runs are made (the curve needs
 its 8 epochs; a run takes a few seconds); every check runs.
 """
@@ -169,14 +179,16 @@ def curve_problems(dev, test, loss):
         out.append("no fall before the best epoch")
     if any(test[e - 1] == test[best - 1] for e in tops if e != best):
         out.append("the test UAR of the best epoch does not tell it from its equals")
+    if test[-1] == test[best - 1]:
+        out.append("the test UAR of the last epoch is the best epoch's (--final-test of the last model passes)")
     for rule, e in wrong_rules(dev, test, loss).items():
         if e == best:
             out.append(f"'{rule}' picks the best epoch too")
     return out
 
 
-def train(seed, epochs, rundir):
-    run(["cnn-train", "--train", "train.msgpack", "--dev", "dev.msgpack", "--test", "test.msgpack",
+def train(seed, epochs, rundir, tests=("--test", "test.msgpack")):
+    run(["cnn-train", "--train", "train.msgpack", "--dev", "dev.msgpack", *tests,
          "--width-div", 16, "--crop-frames", 40, "--epochs", epochs, "--seed", seed, "--threads", 2, "-q",
          "-o", rundir])
 
@@ -276,6 +288,28 @@ def main():
           f"best.ckpt params.training test_uar {tr.get('test_uar')}, log {row[3]}")
     tl = ckpt.read_stream(f"{rundir}/last.ckpt")[0]["params"].get("training", {})
     check(tl.get("epoch") == EPOCHS, f"last.ckpt params.training {tl}, want epoch {EPOCHS}")
+
+    # --final-test: scored once with the best epoch's model
+    for name, tests in (("final", ("--test", "dev.msgpack", "--final-test", "test.msgpack")),
+                        ("final-only", ("--final-test", "test.msgpack"))):
+        train(seed, EPOCHS, name, tests)
+        rows_f = read_log(f"{name}/log.tsv")[1]
+        check([r[:3] for r in rows_f] == [r[:3] for r in rows], f"{name}: log.tsv's first columns differ from the run's")
+        curve_col = [r[2] for r in rows] if name == "final" else ["NA"] * EPOCHS
+        check([r[3] for r in rows_f] == curve_col, f"{name}: log.tsv test_uar {[r[3] for r in rows_f]}, want {curve_col}")
+        for attempt in ("run", "--resume of the complete run"):
+            if attempt != "run":
+                subprocess.run([os.path.join(BIN, "cnn-train"), "--resume", name, "-q"], stdin=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=True)
+            got = open(f"{name}/summary.tsv").read().split("\n")[1].split("\t")
+            check(got == [str(best), row[2], row[3], str(EPOCHS)],
+                  f"{name} ({attempt}): summary.tsv {got}, want test UAR {row[3]} of epoch {best} "
+                  f"(the last epoch's is {rows[-1][3]})")
+            js = json.load(open(f"{name}/summary.json"))
+            check(js == want, f"{name} ({attempt}): summary.json {js}, want {want}")
+        tf = ckpt.read_stream(f"{name}/best.ckpt")[0]["params"].get("training", {})
+        check("test_uar" in tf and tf["test_uar"] is None, f"{name}: best.ckpt params.training {tf}, want test_uar nil")
+    print(f"--final-test: summary test UAR {row[3]} (epoch {best}; last epoch's {rows[-1][3]})")
 
     # best.ckpt is the model after the best epoch: the same run stopped there
     train(seed, best, "upto")
