@@ -9,6 +9,8 @@
 # interval implies (and the verdict rule on constructed inputs), that linear-only
 # runs moved only fc1 and the output layer and every fine-tuning run started
 # from the intended checkpoint (the upstream model's best, the clean baseline's),
+# that the learning curves score every other Test1 item (CURVE_EVERY=2 at tiny)
+# while every cell's test UAR is all of Test1 under the best epoch's model,
 # that `make compare` agrees with itself and catches a moved cell and a
 # reversed verdict, that a second `make` has nothing to do (make -q), and that after losing one
 # run only that run is trained again.
@@ -234,6 +236,44 @@ for seed in seeds:
         diff = [k for k in base if not np.array_equal(np.asarray(base[k]), np.asarray(init[k]))]
         if diff or sorted(init) != sorted(base):
             bad.append(f's{seed}/sw-ft-{w}/init.ckpt is not s{seed}/t1-random/best.ckpt ({diff[:3]})')
+# the curves' test set is every other Test1 item; a cell's test UAR is all
+# of Test1 under the best epoch's model, the curve's that subset's
+import json, subprocess
+feat = os.path.join(out, 'feat', 'main', 'clean')
+def keys(path):
+    return [it['key'] for it in ckpt.read_stream(path)[1]]
+full, half = keys(os.path.join(feat, 'Test1.arousal.ms')), keys(os.path.join(feat, 'Test1-every2.arousal.ms'))
+if half != full[::2] or len(half) < 2: bad.append(f'Test1-every2: {len(half)} keys, not every other of Test1\'s {len(full)}')
+def uar(ck, stream):
+    r = subprocess.run([os.path.join(os.environ['SERTOOLS_BIN'], 'cnn-eval'), '--json', '--pad-short', ck, stream],
+                       stdout=subprocess.PIPE, check=True)
+    return f"{json.loads(r.stdout)['uar']:.6f}"
+for run in ('s1/t1-random', 's2/t1-iemocap-all', 's1/up-iemocap'):
+    d = os.path.join(runs, run)
+    sm = summary(run)
+    test = os.path.join(out, 'feat', 'iemocap', 'Test1.ms') if 'up-' in run else os.path.join(feat, 'Test1.arousal.ms')
+    if uar(os.path.join(d, 'best.ckpt'), test) != sm['test_uar']:
+        bad.append(f'{run}: summary test_uar {sm["test_uar"]} is not best.ckpt\'s on all of Test1')
+    with open(os.path.join(d, 'log.tsv')) as f:
+        log = [l.rstrip('\n').split('\t') for l in f][1:]
+    curve = log[int(sm['best_epoch']) - 1][3]
+    want = 'NA' if 'up-' in run else uar(os.path.join(d, 'best.ckpt'), os.path.join(feat, 'Test1-every2.arousal.ms'))
+    if curve != want: bad.append(f'{run}: log.tsv test_uar at the best epoch {curve}, want {want} (the curve set)')
+# and every run was given those sets (on the tiny corpus most models predict
+# one class, so the subset's UAR is often the whole set's: the arguments are
+# what tells the sets apart)
+import glob
+for path in sorted(glob.glob(os.path.join(runs, 's*', '*.args'))):
+    run = os.path.basename(path)[:-5]
+    args = open(path).read().split()
+    opt = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i] in ('--test', '--final-test', '--dev')}
+    band = os.path.dirname(opt.get('--dev', ''))
+    if run.startswith('up-'):
+        want = {'--final-test': os.path.join(band, os.path.basename(opt['--dev']).replace('Validation', 'Test1'))}
+    else:
+        want = {'--test': os.path.join(band, 'Test1-every2.arousal.ms'), '--final-test': os.path.join(band, 'Test1.arousal.ms')}
+    got = {k: v for k, v in opt.items() if k != '--dev'}
+    if got != want: bad.append(f'{path}: test sets {got}, want {want}')
 for b in bad:
     print('FAIL:', b)
 sys.exit(1 if bad else 0)
