@@ -53,8 +53,10 @@ in low / mid / high arousal.  Checked:
     each kill; no temporary file is left at the end.
  5. Refusals, exit 2 and no run directory: an empty training set, a class
     with no training items (named), a dev item under 32 frames without
-    --pad-short (accepted with it), other melspec settings, an existing run;
-    resuming on changed data or with settings; usage errors exit 1.
+    --pad-short (accepted with it), other melspec settings, an existing run,
+    the same for a --final-test set; resuming on changed data (the final
+    test set's too) or with settings; usage errors exit 1 (standard input
+    named twice, once as --final-test).
 Under ASan (SERTOOLS_SANITIZE=1) the runs are shorter; every check runs.
 """
 import json
@@ -523,6 +525,14 @@ def resume():
     subset("train.msgpack", "moving.msgpack", [k for k, _, _ in items[1:25]])
     err = run(["cnn-train", "--resume", "mv"], rc=2)
     check("changed since the run started" in err, f"resume on changed data: {err}")
+    # the final test set is fingerprinted too
+    tests = items_of("test.msgpack")
+    subset("test.msgpack", "final.msgpack", [k for k, _, _ in tests[:-1]])
+    run(["cnn-train", "--train", "t24.msgpack", "--dev", "dev.msgpack", "--final-test", "final.msgpack",
+         "--width-div", 16, "--epochs", 1, "--crop-frames", 64, "-q", "-o", "mvf"])
+    subset("test.msgpack", "final.msgpack", [k for k, _, _ in tests[1:]])
+    err = run(["cnn-train", "--resume", "mvf"], rc=2)
+    check("changed since the run started" in err and "final.msgpack" in err, f"resume on a changed final test set: {err}")
 
 
 def refusals():
@@ -549,6 +559,12 @@ def refusals():
             "bad --width-div", rc=1)
     refused(["--train", "train.msgpack", "--dev", "dev.msgpack", "--init", "r1/best.ckpt", "--width-div", 8], "x7",
             ["--width-div"], "--width-div with --init", rc=1)
+    refused(["--train", "train.msgpack", "--dev", "dev.msgpack", "--final-test", "dev-short.msgpack"] + base, "x10",
+            ["'short'", "--pad-short"], "short final test item")
+    refused(["--train", "train.msgpack", "--dev", "dev.msgpack", "--final-test", "dev7k.msgpack"] + base, "x11",
+            ["melspec"], "final test set of other melspec")
+    refused(["--train", "train.msgpack", "--dev", "-", "--final-test", "-"] + base, "x12", ["standard input"],
+            "standard input twice", rc=1)
     # accepted: the short item padded; a stream from standard input (not resumable)
     run(["cnn-train", "--train", "t24.msgpack", "--dev", "dev-short.msgpack", "--pad-short", "-o", "x8", "-q"] + base)
     run(["cnn-train", "--train", "-", "--dev", "dev.msgpack", "-o", "x9", "-q"] + base, stdin="t24.msgpack")
