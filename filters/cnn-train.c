@@ -242,6 +242,18 @@ static sv *read_run_file(const char *rundir)
 	return copy;
 }
 
+/* An optional scored stream (--test, --final-test) into ds, checked against
+ * the training stream's settings; false when path is NULL. */
+static bool load_scored(dataset *ds, const char *path, const dataset *train)
+{
+	char err[ST_ERRLEN];
+	if (!path)
+		return false;
+	if (dataset_load(ds, path, 0, err) || dataset_compatible(train, ds, err))
+		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	return true;
+}
+
 static void load_data(train_run *r, const options *o)
 {
 	char err[ST_ERRLEN];
@@ -249,13 +261,8 @@ static void load_data(train_run *r, const options *o)
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
 	if (dataset_compatible(&r->train, &r->dev, err))
 		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	r->have_test = o->test != NULL;
-	if (r->have_test && (dataset_load(&r->test, o->test, 0, err) || dataset_compatible(&r->train, &r->test, err)))
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
-	r->have_final_test = o->final_test != NULL;
-	if (r->have_final_test && (dataset_load(&r->final_test, o->final_test, 0, err) ||
-	                           dataset_compatible(&r->train, &r->final_test, err)))
-		cli_die(prog, EXIT_RUNTIME, "%s", err);
+	r->have_test = load_scored(&r->test, o->test, &r->train);
+	r->have_final_test = load_scored(&r->final_test, o->final_test, &r->train);
 	if (r->train.n == 0)
 		cli_die(prog, EXIT_RUNTIME, "%s: no training items", r->train.name);
 	if (r->dev.n == 0)
