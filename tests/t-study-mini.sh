@@ -279,6 +279,18 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# CURVE_EVERY=1 (SIZE=full's): the curve is all of Test1 and gives the cell's
+# number, so no run is given --final-test for it (Test1 loaded and scored
+# twice); the upstream runs keep theirs.  The job lists alone (nothing run).
+"${mk[@]}" OUT="$PWD/out1" CURVE_EVERY=1 --eval 'jobs-only: ; @:' jobs-only >log1 2>&1 || { cat log1; fail "job lists of CURVE_EVERY=1"; }
+t1=$PWD/out1/feat/main/clean/Test1.arousal.ms
+down=$(grep -h -E 'runs/s[0-9]+/(t1|sw)-' out1/jobs/stage1.txt out1/jobs/stage2.txt)
+up=$(grep -h -E 'runs/s[0-9]+/up-' out1/jobs/stage1.txt)
+[ -n "$down" ] && [ -n "$up" ] || fail "CURVE_EVERY=1: no job lines"
+grep -q -- '--final-test' <<<"$down" && fail "CURVE_EVERY=1: a Table 1 or sweep run has --final-test: $(grep -m1 -- --final-test <<<"$down")"
+grep -q -- "--test $t1 " <<<"$down" || fail "CURVE_EVERY=1: t1 runs do not score all of Test1 every epoch"
+grep -v -q -- '--final-test' <<<"$up" && fail "CURVE_EVERY=1: an upstream run lacks --final-test"
+
 # report.py compare (make compare): a run beside itself agrees everywhere; a copy
 # with one cell moved outside its interval, one cell gone and one verdict turned is caught.
 "${mk[@]}" compare WITH="$PWD/out" >log5 2>&1 || { cat log5; fail "make compare"; }
